@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ApiConfig(AppConfig):
+    """The HTTP API tenants' backends call: Pusher-compatible endpoints and /publish."""
+
+    name = "service.api"
+    label = "api"

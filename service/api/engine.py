@@ -1,0 +1,38 @@
+"""Calls from (sync) API views into the process's realtime node, on the server's event loop."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from asgiref.sync import async_to_sync
+
+from service.realtime.node import Node, get_node
+
+from .errors import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+BACKEND_TIMEOUT = 3.0
+T = TypeVar("T")
+
+
+def _is_backend_failure(exc: BaseException) -> bool:
+    return isinstance(exc, (OSError, asyncio.TimeoutError, ConnectionError)) \
+        or type(exc).__module__.startswith("redis")
+
+
+def on_node(work: Callable[[Node], Awaitable[T]]) -> T:
+    """Run ``await work(node)``; a backend that fails or hangs becomes a 503, fast."""
+
+    async def run():
+        node = await get_node()
+        return await asyncio.wait_for(work(node), BACKEND_TIMEOUT)
+
+    try:
+        return async_to_sync(run)()
+    except Exception as exc:
+        if _is_backend_failure(exc):
+            log.warning("realtime backend unavailable: %r", exc)
+            raise BackendUnavailable() from exc
+        raise

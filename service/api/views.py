@@ -1,0 +1,176 @@
+"""The HTTP API: Pusher-compatible endpoints under /apps/{app_id}/ and the simple /publish.
+
+Views are thin: serializers validate, ``engine.on_node`` runs the work on the realtime node.
+"""
+
+from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from service.realtime.channel_names import Kind, is_cache, kind_of, user_channel
+
+from .authentication import HasApp, KeySecret, PusherSignature
+from .engine import on_node
+from .serializers import (
+    BatchSerializer,
+    ChannelQuerySerializer,
+    ChannelsQuerySerializer,
+    EventSerializer,
+    validate_channel,
+)
+from .throttling import AppRateThrottle
+
+EMPTY = inline_serializer("Empty", {})
+ERROR = inline_serializer("Error", {"error": serializers.CharField(), "code": serializers.IntegerField()})
+ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 413: ERROR, 429: ERROR, 503: ERROR}
+
+
+class SignedView(APIView):
+    authentication_classes = [PusherSignature]
+    permission_classes = [HasApp]
+    throttle_classes = [AppRateThrottle]
+
+
+async def _publish_events(node, app, events) -> dict:
+    """Publish validated events; returns the info attributes asked for, per channel."""
+    infos = []
+    for event in events:
+        await node.publish(app, event["channels"], event["name"], event["data"], event["socket_id"])
+        info = {}
+        for channel in event["channels"] if event["info"] else ():
+            attrs = {}
+            if "subscription_count" in event["info"] and kind_of(channel) != Kind.PRESENCE:
+                attrs["subscription_count"] = await node.state.subscription_count(app.id, channel)
+            if "user_count" in event["info"] and kind_of(channel) == Kind.PRESENCE:
+                attrs["user_count"] = len(await node.state.members(app.id, channel))
+            info[channel] = attrs
+        infos.append(info)
+    return infos
+
+
+class EventsView(SignedView):
+    @extend_schema(request=EventSerializer, responses={200: EMPTY, **ERRORS},
+                   summary="Trigger an event on up to 100 channels (Pusher)")
+    def post(self, request, app_id):
+        serializer = EventSerializer(data=request.data, context={"app": request.auth})
+        serializer.is_valid(raise_exception=True)
+        infos = on_node(lambda node: _publish_events(node, request.auth, [serializer.validated_data]))
+        return Response({"channels": infos[0]} if serializer.validated_data["info"] else {})
+
+
+class BatchEventsView(SignedView):
+    @extend_schema(request=BatchSerializer, responses={200: EMPTY, **ERRORS},
+                   summary="Trigger up to 10 events, one channel each (Pusher)")
+    def post(self, request, app_id):
+        serializer = BatchSerializer(data=request.data, context={"app": request.auth})
+        serializer.is_valid(raise_exception=True)
+        events = serializer.validated_data["batch"]
+        infos = on_node(lambda node: _publish_events(node, request.auth, events))
+        if any(e["info"] for e in events):
+            return Response({"batch": [info.get(e["channels"][0], {}) for info, e in zip(infos, events)]})
+        return Response({})
+
+
+class ChannelsView(SignedView):
+    @extend_schema(parameters=[ChannelsQuerySerializer], responses={200: inline_serializer(
+        "Channels", {"channels": serializers.DictField()}), **ERRORS},
+        summary="List occupied channels (Pusher)")
+    def get(self, request, app_id):
+        query = ChannelsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        app, prefix, info = request.auth, query.validated_data["filter_by_prefix"], query.validated_data["info"]
+
+        async def work(node):
+            channels = await node.state.channels(app.id, prefix)
+            result = {}
+            for name, count in sorted(channels.items()):
+                if kind_of(name) == Kind.USER:
+                    continue
+                attrs = {"subscription_count": count}
+                if "user_count" in info:
+                    attrs["user_count"] = len(await node.state.members(app.id, name))
+                result[name] = attrs
+            return result
+
+        return Response({"channels": on_node(work)})
+
+
+class ChannelView(SignedView):
+    @extend_schema(parameters=[ChannelQuerySerializer], responses={200: inline_serializer(
+        "Channel", {"occupied": serializers.BooleanField()}), **ERRORS},
+        summary="State of one channel (Pusher)")
+    def get(self, request, app_id, channel_name):
+        validate_channel_or_400(channel_name)
+        query = ChannelQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        info = query.validated_data["info"]
+        if "user_count" in info and kind_of(channel_name) != Kind.PRESENCE:
+            raise serializers.ValidationError("user_count is only available for presence channels")
+        if "cache" in info and not is_cache(channel_name):
+            raise serializers.ValidationError("cache is only available for cache channels")
+        app = request.auth
+
+        async def work(node):
+            result = await node.channel_info(app, channel_name)
+            if "cache" in info:
+                cached = await node.state.cache_get(app.id, channel_name)
+                result["cache"] = {"data": cached.data, "ttl": cached.ttl} if cached else None
+            return result
+
+        return Response(on_node(work))
+
+
+class ChannelUsersView(SignedView):
+    @extend_schema(responses={200: inline_serializer("Users", {"users": serializers.ListField()}), **ERRORS},
+                   summary="Users in a presence channel (Pusher)")
+    def get(self, request, app_id, channel_name):
+        validate_channel_or_400(channel_name)
+        if kind_of(channel_name) != Kind.PRESENCE:
+            raise serializers.ValidationError("Users can only be listed for presence channels")
+        app = request.auth
+        members = on_node(lambda node: node.state.members(app.id, channel_name))
+        return Response({"users": [{"id": m.user_id} for m in members.values()]})
+
+
+class TerminateConnectionsView(SignedView):
+    @extend_schema(request=None, responses={200: EMPTY, **ERRORS},
+                   summary="Disconnect every connection signed in as a user (Pusher)")
+    def post(self, request, user_id, app_id=None):
+        validate_channel_or_400(user_channel(user_id))
+        on_node(lambda node: node.terminate_user(request.auth, user_id))
+        return Response({})
+
+
+class PublishView(APIView):
+    """POST /publish: the simple API, authenticated with the app key and secret."""
+
+    authentication_classes = [KeySecret]
+    permission_classes = [HasApp]
+    throttle_classes = [AppRateThrottle]
+
+    @extend_schema(request=inline_serializer("Publish", {
+        "channel": serializers.CharField(required=False), "channels": serializers.ListField(required=False),
+        "event": serializers.CharField(), "data": serializers.JSONField(),
+        "socket_id": serializers.CharField(required=False)}),
+        responses={200: inline_serializer("Published", {"ok": serializers.BooleanField(),
+                                                        "channels": serializers.IntegerField()}), **ERRORS},
+        summary="Publish an event (HTTP Basic key:secret or Bearer key:secret)")
+    def post(self, request):
+        payload = dict(request.data) if isinstance(request.data, dict) else {}
+        if "event" in payload:
+            payload["name"] = payload.pop("event")
+        serializer = EventSerializer(data=payload, context={"app": request.auth})
+        serializer.is_valid(raise_exception=True)
+        event = serializer.validated_data
+        on_node(lambda node: _publish_events(node, request.auth, [event]))
+        return Response({"ok": True, "channels": len(event["channels"])})
+
+
+def validate_channel_or_400(name: str) -> None:
+    validate_channel(name)
+
+
+def health(request):
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,19 @@
+"""ASGI entry point: HTTP goes to Django, WebSockets to the Pusher consumer."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "service.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from service.realtime.lifespan import LifespanMiddleware  # noqa: E402
+from service.realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = LifespanMiddleware(ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": URLRouter(websocket_urlpatterns),
+}))

@@ -1,0 +1,28 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from service.realtime.server import run_daphne, run_uvicorn
+
+
+class Command(BaseCommand):
+    help = "Run Tabcast (HTTP API, dashboard and WebSockets) with the production ASGI server."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=1,
+                            help="processes sharing the port (needs REDIS_URL when > 1)")
+        parser.add_argument("--server", dest="server_name", choices=["uvicorn", "daphne"], default="uvicorn",
+                            help="uvicorn is the default: faster in bench/ (see bench/RESULTS.md)")
+
+    def handle(self, *args, host, port, workers, server_name, **options):
+        if workers > 1 and not settings.REDIS_URL:
+            raise CommandError("--workers > 1 needs REDIS_URL: the processes share state through Redis.")
+        if server_name == "daphne" and workers > 1:
+            raise CommandError("daphne runs one process; use --server uvicorn with --workers.")
+        self.stdout.write(f"Tabcast listening on http://{host}:{port} ({server_name}, {workers} process(es))")
+        self.stdout.flush()
+        if server_name == "daphne":
+            run_daphne(host, port)
+        else:
+            run_uvicorn(host, port, workers)

@@ -1,0 +1,61 @@
+"""Run the ASGI app under uvicorn (default) or daphne with Tabcast's production settings.
+
+uvicorn shuts WebSockets down with 1012 *before* the ASGI lifespan shutdown runs, and
+pusher-js waits a second before reconnecting on 1012. So on SIGTERM we first close every
+socket ourselves with 4200 (reconnect immediately), then let uvicorn finish.
+"""
+
+import asyncio
+import logging
+
+import uvicorn
+
+from .node import current_node
+
+log = logging.getLogger(__name__)
+
+
+class TabcastServer(uvicorn.Server):
+    async def shutdown(self, sockets=None):
+        node = current_node()
+        if node is not None:
+            try:
+                await asyncio.wait_for(node.stop(), 5)
+            except Exception:  # noqa: BLE001 - still shut down
+                log.exception("node shutdown failed")
+        await super().shutdown(sockets)
+
+
+def uvicorn_config(host: str, port: int, workers: int = 1, **extra) -> uvicorn.Config:
+    return uvicorn.Config(
+        "service.asgi:application",
+        host=host, port=port, workers=workers,
+        loop="uvloop", http="httptools", ws="websockets-sansio",
+        # permessage-deflate costs ~11x CPU per frame and ~50 KiB per socket; Pusher clients
+        # send small JSON frames, so it stays off.
+        ws_per_message_deflate=False,
+        ws_max_size=1024 * 1024,
+        ws_ping_interval=None,  # Pusher pings in the protocol (pusher:ping); no extra control frames
+        lifespan="on", access_log=False, log_level="warning",
+        timeout_graceful_shutdown=10,
+        backlog=4096,
+        **extra,
+    )
+
+
+def run_uvicorn(host: str, port: int, workers: int = 1) -> None:
+    config = uvicorn_config(host, port, workers)
+    server = TabcastServer(config=config)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        sock = config.bind_socket()
+        Multiprocess(config, target=server.run, sockets=[sock]).run()
+    else:
+        server.run()
+
+
+def run_daphne(host: str, port: int) -> None:
+    from daphne.cli import CommandLineInterface
+
+    CommandLineInterface().run(["-b", host, "-p", str(port), "--verbosity", "0", "service.asgi:application"])

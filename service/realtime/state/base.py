@@ -1,0 +1,107 @@
+"""The cluster-wide state contract: what all processes must agree on.
+
+Fan-out does not live here (that is the channel layer's job); this is the bookkeeping that
+must be the same whichever process a socket landed on: subscription counts, presence
+members, connection counts, cache-channel payloads and traffic counters.
+
+Every method is a coroutine. Implementations: ``memory.MemoryState`` (one process, the
+embedded default) and ``redis.RedisState`` (any number of processes). Entries written by a
+process that dies expire after ``TABCAST["NODE_TTL"]`` seconds without its heartbeat.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A presence member: ``user_id`` exactly as the auth endpoint gave it (string or number)."""
+
+    user_id: Any
+    user_info: Any = None
+
+    @property
+    def key(self) -> str:
+        return user_key(self.user_id)
+
+
+def user_key(user_id: Any) -> str:
+    """The string form used to de-duplicate users (``2`` and ``"2"`` are the same user)."""
+    return user_id if isinstance(user_id, str) else str(user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEvent:
+    frame: str  # the encoded frame, sent as is to a new subscriber
+    event: str
+    data: str
+    ttl: int  # seconds left
+
+
+class ClusterState(Protocol):
+    node_id: str
+
+    async def start(self) -> None:
+        """Open connections and start the heartbeat that keeps this node's entries alive."""
+
+    async def stop(self) -> None:
+        """Remove this node's entries and close connections (graceful shutdown)."""
+
+    # --- subscriptions ---
+    async def add_subscription(self, app_id: int, channel: str, socket_id: str) -> int:
+        """Count a socket's subscription; returns the cluster-wide count after it."""
+
+    async def remove_subscription(self, app_id: int, channel: str, socket_id: str) -> int:
+        """Uncount it; returns the cluster-wide count after it (0 = channel vacated)."""
+
+    async def subscription_count(self, app_id: int, channel: str) -> int:
+        """Sockets subscribed to the channel across all live processes."""
+
+    async def channels(self, app_id: int, prefix: str = "") -> dict[str, int]:
+        """Occupied channels of an app whose name starts with ``prefix`` -> subscription count."""
+
+    # --- presence ---
+    async def add_member(self, app_id: int, channel: str, socket_id: str, member: Member) -> bool:
+        """Record a socket of ``member`` in a presence channel; True if it is the user's first.
+
+        Must be atomic across processes: of two sockets of one user joining at once on two
+        processes, exactly one gets True (so member_added is sent exactly once).
+        """
+
+    async def remove_member(self, app_id: int, channel: str, socket_id: str, user: str) -> bool:
+        """Forget a socket of user ``user``; True if it was the user's last one in the channel."""
+
+    async def members(self, app_id: int, channel: str) -> dict[str, Member]:
+        """Unique users present in the channel: user key -> Member."""
+
+    # --- connections ---
+    async def connections_changed(self, app_id: int, sockets: int, tabs: int) -> None:
+        """Add deltas to this node's count of physical sockets and logical tabs for an app."""
+
+    async def connection_counts(self, app_id: int) -> tuple[int, int]:
+        """(physical sockets, logical tabs) of an app across all live processes."""
+
+    # --- cache channels ---
+    async def cache_set(self, app_id: int, channel: str, event: CachedEvent) -> None:
+        """Keep the last event of a cache channel for ``event.ttl`` seconds."""
+
+    async def cache_get(self, app_id: int, channel: str) -> CachedEvent | None:
+        """The last event of a cache channel, with its remaining ttl, or None."""
+
+    # --- traffic ---
+    async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int) -> None:
+        """Add to an app's running totals of published messages, delivered frames and bytes."""
+
+    async def traffic_totals(self, app_id: int) -> dict[str, int]:
+        """Running totals: {"messages", "deliveries", "bytes"} since the state was created."""
+
+    # --- metering buckets (hourly; the dashboard and billing persist them) ---
+    async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int) -> None:
+        """Add counts to the usage bucket of ``hour`` (unix time // 3600). Atomic across processes."""
+
+    async def note_peaks(self, app_id: int, hour: int, sockets: int, tabs: int) -> None:
+        """Raise the bucket's peak physical sockets / logical tabs to at least these values."""
+
+    async def usage(self, app_id: int, since_hour: int) -> list[dict[str, int]]:
+        """Buckets from ``since_hour`` on, oldest first: {"hour", "messages", "deliveries", "bytes",
+        "peak_sockets", "peak_tabs"}. Buckets are kept at least 48 hours."""

@@ -1,0 +1,24 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from tenants import services
+
+
+class Command(BaseCommand):
+    help = "Create a realtime app and print its app_id, key and secret."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--client-events", action="store_true", help="allow client- events")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
+
+    def handle(self, *args, **options):
+        app = services.create_app(options["name"], client_events=options["client_events"])
+        data = {"app_id": app.id, "key": app.key, "secret": app.secret, "name": app.name,
+                "client_events": app.client_events}
+        if options["as_json"]:
+            self.stdout.write(json.dumps(data))
+        else:
+            for field, value in data.items():
+                self.stdout.write(f"{field}: {value}")

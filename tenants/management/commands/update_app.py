@@ -1,0 +1,35 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants.models import App
+
+EDITABLE = {"name": str, "enabled": bool, "client_events": bool, "subscription_count": bool,
+            "max_message_bytes": int, "allowed_origins": str}
+
+
+class Command(BaseCommand):
+    help = "Change an app's settings: update_app APP_ID field=value ... (bools: true/false)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("app_id", type=int)
+        parser.add_argument("changes", nargs="*", metavar="field=value")
+        parser.add_argument("--rotate-secret", action="store_true")
+
+    def handle(self, *args, app_id, changes, rotate_secret, **options):
+        try:
+            app = App.objects.get(id=app_id)
+        except App.DoesNotExist:
+            raise CommandError(f"No app {app_id}") from None
+        for change in changes:
+            field, _, raw = change.partition("=")
+            if field not in EDITABLE:
+                raise CommandError(f"Cannot change {field!r}; editable: {', '.join(EDITABLE)}")
+            kind = EDITABLE[field]
+            value = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw.replace("\\n", "\n"))
+            setattr(app, field, value)
+        if rotate_secret:
+            app.rotate_secret()
+        app.save()
+        self.stdout.write(json.dumps({"app_id": app.id, "key": app.key, "secret": app.secret,
+                                      "enabled": app.enabled, "client_events": app.client_events}))

@@ -1,0 +1,93 @@
+"""Tenants (teams), their members, and their realtime apps with credentials."""
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def new_key() -> str:
+    return secrets.token_hex(10)
+
+
+def new_secret() -> str:
+    return secrets.token_hex(16)
+
+
+def new_invitation_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Tenant(models.Model):
+    """A team: owns apps and is what billing charges."""
+
+    name = models.CharField(max_length=120)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+
+    def __str__(self):
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class Invitation(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    token = models.CharField(max_length=64, unique=True, default=new_invitation_token)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+
+class App(models.Model):
+    """A realtime app: the Pusher ``app_id`` is this row's integer primary key."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="apps")
+    name = models.CharField(max_length=120)
+    key = models.CharField(max_length=40, unique=True, default=new_key)
+    secret = models.CharField(max_length=64, default=new_secret)
+    previous_secret = models.CharField(max_length=64, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    client_events = models.BooleanField(default=False, help_text="Allow client- events on private/presence channels")
+    subscription_count = models.BooleanField(default=False, help_text="Send pusher:subscription_count events")
+    max_message_bytes = models.PositiveIntegerField(default=10 * 1024)
+    allowed_origins = models.TextField(
+        blank=True, default="",
+        help_text="One origin per line (https://example.com, *.example.com). Empty: any origin.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        return tuple(line.strip() for line in self.allowed_origins.splitlines() if line.strip())
+
+    def rotate_secret(self, grace: timedelta | None = None) -> None:
+        """New secret now; the old one keeps working for the grace period."""
+        grace = grace if grace is not None else timedelta(seconds=settings.TABCAST["SECRET_GRACE_SECONDS"])
+        self.previous_secret = self.secret
+        self.previous_secret_expires_at = timezone.now() + grace
+        self.secret = new_secret()
+
+    @property
+    def previous_secret_active(self) -> bool:
+        return bool(self.previous_secret and self.previous_secret_expires_at
+                    and self.previous_secret_expires_at > timezone.now())

@@ -1,0 +1,51 @@
+"""Shared fixtures: real Tabcast servers, real Redis, real Pusher clients."""
+
+import os
+
+import pytest
+
+from tests.support.clients import PusherJs
+from tests.support.processes import RedisProcess, TabcastProcess, redis_reachable
+
+
+@pytest.fixture(scope="session")
+def tabcast():
+    """One embedded-mode server (SQLite, in-memory state) shared by the protocol tests."""
+    server = TabcastProcess().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app(tabcast):
+    """A fresh app on the shared server (so tests never see each other's channels)."""
+    return tabcast.create_app("test", client_events=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """REDIS_URL if set (it must answer), else a redis-server started for this session."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        if not redis_reachable(url):
+            pytest.fail(f"REDIS_URL={url} is set but Redis does not answer")
+        yield url
+        return
+    server = RedisProcess().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def pusherjs():
+    """Factory of pusher-js clients, all closed at the end of the test."""
+    clients = []
+
+    def make(app, **options) -> PusherJs:
+        client = PusherJs(app, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
