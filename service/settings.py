@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "channels",
     "service.realtime",
     "service.api",
+    "service.sdk",
     "tenants",
     "billing",
 ]
