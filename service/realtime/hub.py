@@ -20,6 +20,9 @@ class AppTraffic:
     deliveries: int = 0
     bytes: int = 0
     messages: int = 0  # publishes accepted (HTTP + client events)
+    # What one socket per tab would have sent: a delivery to a socket carrying N tabs counts N.
+    logical_deliveries: int = 0
+    logical_bytes: int = 0
 
 
 class Hub:
@@ -99,13 +102,19 @@ class Hub:
         if not subscribers:
             return 0
         sent = 0
+        extra_tabs = 0  # tabs beyond one per socket; most sockets carry exactly one
         for socket_id, conn in subscribers.items():  # Connection.send never changes the dict
             if socket_id != except_socket:
                 conn.send(frame)
                 sent += 1
+                if conn.tabs != 1:
+                    extra_tabs += conn.tabs - 1
+        size = len(frame.encode())
         traffic = self.traffic[app_id]
         traffic.deliveries += sent
-        traffic.bytes += sent * len(frame.encode())
+        traffic.bytes += sent * size
+        traffic.logical_deliveries += sent + extra_tabs
+        traffic.logical_bytes += (sent + extra_tabs) * size
         return sent
 
     def count_published(self, app_id: int, n: int = 1) -> None:
