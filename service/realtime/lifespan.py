@@ -2,9 +2,15 @@
 
 import logging
 
+from django.dispatch import Signal
+
 from .node import current_node, get_node
 
 log = logging.getLogger(__name__)
+
+# Sent once the server's node runs (``node=``); receivers are sync and may start tasks on
+# ``node.loop``. Lets other apps (billing's metering) hook in without realtime importing them.
+node_started = Signal()
 
 
 class LifespanMiddleware:
@@ -18,7 +24,7 @@ class LifespanMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await get_node()
+                    node_started.send(sender=LifespanMiddleware, node=await get_node())
                 except Exception as exc:  # noqa: BLE001 - report to the server, which exits
                     log.exception("node failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})

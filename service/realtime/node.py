@@ -19,7 +19,7 @@ from . import channel_names, codes, protocol
 from .broker import LayerBroker
 from .channel_names import Kind, group_name, kind_of
 from .connection import Connection
-from .hub import Hub
+from .hub import AppTraffic, Hub
 from .state import CachedEvent, Member, build_state
 from .tenancy import AppInfo
 
@@ -50,6 +50,10 @@ class Node:
         # Observers of what happens on each app (the dashboard's debug console); called
         # synchronously as listener(app_id, kind, details) and must not block.
         self.listeners: list = []
+        # Coroutine functions awaited after each traffic flush, the last one included at
+        # shutdown while the state is still open (billing persists usage rollups there).
+        self.flush_hooks: list = []
+        self._flushed_at = time.monotonic()
 
     def emit(self, app_id: int, kind: str, **details: Any) -> None:
         for listener in self.listeners:
@@ -261,21 +265,36 @@ class Node:
                 log.warning("could not flush traffic counters", exc_info=True)
 
     async def _flush_traffic_once(self) -> None:
+        now = time.monotonic()
+        elapsed, self._flushed_at = now - self._flushed_at, now
         hour = int(time.time()) // 3600
-        for app_id, traffic in self.hub.take_traffic().items():
+        taken = self.hub.take_traffic()
+        for app_id in list(taken.keys() | set(self.hub.apps())):
+            traffic = taken.get(app_id) or AppTraffic()
+            # Tabs connected here for the interval: the HTTP-polling comparison counts one request per tab-second.
+            tab_seconds = round(self.hub.app_tabs(app_id) * elapsed, 3)
             try:
-                await self.state.add_traffic(app_id, traffic.messages, traffic.deliveries, traffic.bytes)
-                await self.state.add_usage(app_id, hour, traffic.messages, traffic.deliveries, traffic.bytes)
+                if traffic.messages or traffic.deliveries:
+                    await self.state.add_traffic(app_id, traffic.messages, traffic.deliveries, traffic.bytes,
+                                                 traffic.logical_deliveries, traffic.logical_bytes)
+                await self.state.add_usage(app_id, hour, traffic.messages, traffic.deliveries, traffic.bytes,
+                                           traffic.logical_deliveries, traffic.logical_bytes, tab_seconds)
+                taken.pop(app_id, None)
             except Exception:
-                # Put them back so nothing is lost while the state backend is away.
-                mine = self.hub.traffic[app_id]
-                mine.messages += traffic.messages
-                mine.deliveries += traffic.deliveries
-                mine.bytes += traffic.bytes
+                # Put back what was not flushed so nothing is lost while the state backend is away.
+                for unflushed_id, unflushed in taken.items():
+                    mine = self.hub.traffic[unflushed_id]
+                    for name in ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes"):
+                        setattr(mine, name, getattr(mine, name) + getattr(unflushed, name))
                 raise
         for app_id in self.hub.apps():
             sockets, tabs = await self.state.connection_counts(app_id)
             await self.state.note_peaks(app_id, hour, sockets, tabs)
+        for hook in self.flush_hooks:
+            try:
+                await hook()
+            except Exception:  # noqa: BLE001 - an observer never stops the counters
+                log.exception("flush hook failed")
 
 
 _node: Node | None = None

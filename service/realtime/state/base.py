@@ -40,6 +40,9 @@ class CachedEvent:
 
 class ClusterState(Protocol):
     node_id: str
+    # Names the store of the usage buckets: the same for every process sharing it, and new
+    # whenever the buckets start again from zero (so persisted rollups never mix two runs).
+    usage_source: str
 
     async def start(self) -> None:
         """Open connections and start the heartbeat that keeps this node's entries alive."""
@@ -89,19 +92,29 @@ class ClusterState(Protocol):
         """The last event of a cache channel, with its remaining ttl, or None."""
 
     # --- traffic ---
-    async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int) -> None:
-        """Add to an app's running totals of published messages, delivered frames and bytes."""
+    async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int,
+                          logical_deliveries: int = 0, logical_bytes: int = 0) -> None:
+        """Add to an app's running totals of published messages, delivered frames and bytes.
+
+        ``logical_*``: the frames and bytes one socket per tab would have needed (metering).
+        """
 
     async def traffic_totals(self, app_id: int) -> dict[str, int]:
-        """Running totals: {"messages", "deliveries", "bytes"} since the state was created."""
+        """Running totals since the state was created: {"messages", "deliveries", "bytes",
+        "logical_deliveries", "logical_bytes"}."""
 
     # --- metering buckets (hourly; the dashboard and billing persist them) ---
-    async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int) -> None:
-        """Add counts to the usage bucket of ``hour`` (unix time // 3600). Atomic across processes."""
+    async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
+                        logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0) -> None:
+        """Add counts to the usage bucket of ``hour`` (unix time // 3600). Atomic across processes.
+
+        ``tab_seconds``: logical tabs connected to this process times the seconds they were.
+        """
 
     async def note_peaks(self, app_id: int, hour: int, sockets: int, tabs: int) -> None:
         """Raise the bucket's peak physical sockets / logical tabs to at least these values."""
 
     async def usage(self, app_id: int, since_hour: int) -> list[dict[str, int]]:
         """Buckets from ``since_hour`` on, oldest first: {"hour", "messages", "deliveries", "bytes",
-        "peak_sockets", "peak_tabs"}. Buckets are kept at least 48 hours."""
+        "logical_deliveries", "logical_bytes", "tab_seconds", "peak_sockets", "peak_tabs"}.
+        Buckets are kept at least 48 hours."""

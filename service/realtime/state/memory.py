@@ -6,16 +6,19 @@ from collections import defaultdict
 
 from .base import CachedEvent, ClusterState, Member
 
+TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes")
+
 
 class MemoryState:
     def __init__(self) -> None:
         self.node_id = uuid.uuid4().hex[:12]
+        self.usage_source = f"memory-{self.node_id}"  # buckets die with the process
         self._subs: dict[tuple[int, str], set[str]] = {}
         # (app, channel) -> user key -> (member, set of socket ids)
         self._presence: dict[tuple[int, str], dict[str, tuple[Member, set[str]]]] = {}
         self._conns: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         self._cache: dict[tuple[int, str], tuple[float, CachedEvent]] = {}
-        self._traffic: dict[int, dict[str, int]] = defaultdict(lambda: {"messages": 0, "deliveries": 0, "bytes": 0})
+        self._traffic: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(TRAFFIC_FIELDS, 0))
         self._usage: dict[tuple[int, int], dict[str, int]] = {}
 
     async def start(self) -> None:
@@ -95,29 +98,37 @@ class MemoryState:
             return None
         return CachedEvent(event.frame, event.event, event.data, int(left) or 1)
 
-    async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int) -> None:
+    async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int,
+                          logical_deliveries: int = 0, logical_bytes: int = 0) -> None:
         totals = self._traffic[app_id]
         totals["messages"] += messages
         totals["deliveries"] += deliveries
         totals["bytes"] += bytes_sent
+        totals["logical_deliveries"] += logical_deliveries
+        totals["logical_bytes"] += logical_bytes
 
     async def traffic_totals(self, app_id: int) -> dict[str, int]:
-        return dict(self._traffic.get(app_id) or {"messages": 0, "deliveries": 0, "bytes": 0})
+        return dict(self._traffic.get(app_id) or dict.fromkeys(TRAFFIC_FIELDS, 0))
 
     def _bucket(self, app_id: int, hour: int) -> dict[str, int]:
         bucket = self._usage.get((app_id, hour))
         if bucket is None:
             bucket = self._usage[(app_id, hour)] = {
-                "hour": hour, "messages": 0, "deliveries": 0, "bytes": 0, "peak_sockets": 0, "peak_tabs": 0}
+                "hour": hour, **dict.fromkeys(TRAFFIC_FIELDS, 0), "tab_seconds": 0.0,
+                "peak_sockets": 0, "peak_tabs": 0}
             for old in [k for k in self._usage if k[1] < hour - 48]:
                 del self._usage[old]
         return bucket
 
-    async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int) -> None:
+    async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
+                        logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0) -> None:
         bucket = self._bucket(app_id, hour)
         bucket["messages"] += messages
         bucket["deliveries"] += deliveries
         bucket["bytes"] += bytes_sent
+        bucket["logical_deliveries"] += logical_deliveries
+        bucket["logical_bytes"] += logical_bytes
+        bucket["tab_seconds"] += tab_seconds
 
     async def note_peaks(self, app_id: int, hour: int, sockets: int, tabs: int) -> None:
         bucket = self._bucket(app_id, hour)
