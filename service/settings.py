@@ -165,6 +165,9 @@ TABCAST = {
     "APP_SOURCE": "tenants.services.load_app",
     # Seconds an app's settings are cached in a process (a save in this process clears it at once).
     "APP_CACHE_SECONDS": float(os.environ.get("TABCAST_APP_CACHE_SECONDS", "5")),
+    # /metrics (Prometheus text): with a token, callers must send "Authorization: Bearer <token>";
+    # without one, only loopback clients may read it.
+    "METRICS_TOKEN": os.environ.get("TABCAST_METRICS_TOKEN", ""),
     # Presence/count entries of a process expire this long after its last heartbeat.
     "NODE_TTL": int(os.environ.get("TABCAST_NODE_TTL", "30")),
 }

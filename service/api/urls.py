@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from . import views
+from . import metrics, views
 
 app_name = "api"
 
@@ -18,5 +18,6 @@ urlpatterns = [
          name="terminate_unscoped"),
     path("publish", views.PublishView.as_view(), name="publish"),
     path("healthz", views.health, name="health"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -23,6 +23,7 @@ class LayerBroker:
         self.on_message = on_message
         self.channel_name: str | None = None
         self._pump_task: asyncio.Task | None = None
+        self.groups: set[str] = set()  # groups this process has joined (besides the control group)
 
     async def start(self) -> None:
         self.channel_name = await self.layer.new_channel("specific.tabcast.")
@@ -37,8 +38,10 @@ class LayerBroker:
     async def join(self, group: str) -> None:
         """Make this process receive the group's messages (called once per local first subscriber)."""
         await self.layer.group_add(group, self.channel_name)
+        self.groups.add(group)
 
     async def leave(self, group: str) -> None:
+        self.groups.discard(group)
         await self.layer.group_discard(group, self.channel_name)
 
     async def send(self, group: str, message: dict) -> None:

@@ -53,9 +53,24 @@ const handlers = {
         ids: Object.keys(members.members) } : null }));
     ch.bind('pusher:subscription_error', (e) => out({ type: 'subscription_error', channel, error: e }));
   },
+  bind({ channel, event }) {
+    // Event-specific callbacks get pusher-js metadata (user_id on presence client events).
+    client.channel(channel).bind(event, (data, metadata) => out({ type: 'bound_event', channel, event, data,
+      user_id: metadata && metadata.user_id !== undefined ? metadata.user_id : null }));
+  },
   unsubscribe({ channel }) { client.unsubscribe(channel); out({ type: 'unsubscribed', channel }); },
   trigger({ channel, event, data }) { out({ type: 'triggered', ok: client.channel(channel).trigger(event, data) }); },
-  signin({ user }) { signinUser = user; client.signin(); },
+  signin({ user }) {
+    signinUser = user;
+    client.signin();
+    // Reported once the #server-to-user-<id> channel pusher-js subscribes after signin is live.
+    client.user.signinDonePromise.then(() => {
+      const channel = client.user.serverToUserChannel;
+      if (!channel) return out({ type: 'signin_failed' });
+      const report = () => out({ type: 'signed_in', user_data: client.user.user_data, channel: channel.name });
+      if (channel.subscribed) report(); else channel.bind('pusher:subscription_succeeded', report);
+    });
+  },
   members({ channel }) {
     const ch = client.channel(channel);
     out({ type: 'members', channel, count: ch.members.count, ids: Object.keys(ch.members.members) });
