@@ -1,0 +1,1 @@
+"""Baseline (b): the textbook Channels design (a consumer and a group membership per socket)."""

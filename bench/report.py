@@ -1,0 +1,114 @@
+"""The results as a Markdown table (each value also as a ratio to baseline (a)) plus the machine."""
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import version
+
+from tests.support.clients import JS_DIR, node_binary
+
+BASELINE = "raw websockets (a)"
+
+# (key, label, format, target): targets are ratios to (a) unless they say otherwise.
+ROWS = [
+    ("fanout_{small}", "fan-out, {small:,} subscribers (deliveries/s)", "{:,.0f}", "≥ 0.8x (a), ≥ 20x (b)"),
+    ("fanout_{big}", "fan-out, {big:,} subscribers (deliveries/s)", "{:,.0f}", "≥ 0.8x (a), ≥ 20x (b)"),
+    ("latency_p50", "latency p50 at ½ max, {big:,} subs (ms)", "{:.1f}", ""),
+    ("latency_p99", "latency p99 at ½ max, {big:,} subs (ms)", "{:.1f}", "≤ 25 ms"),
+    ("latency_max", "latency max at ½ max, {big:,} subs (ms)", "{:.1f}", ""),
+    ("connect", "connect rate, burst of {burst:,} (connects/s)", "{:,.0f}", "≥ 0.6x (a)"),
+    ("rss", "RSS per idle connection, {big:,} conns (KiB)", "{:.1f}", "≤ 16 KB"),
+    ("publish", "signed HTTP publishes/s, 1 process", "{:,.0f}", "≥ 3,000/s"),
+]
+
+
+def _cell(measurement, baseline, fmt: str) -> str:
+    if measurement is None:
+        return "—"
+    text = fmt.format(measurement.value)
+    if baseline is not None and baseline.value:
+        text += f" ({measurement.value / baseline.value:.2f}x)"
+    if "incomplete" in measurement.detail:
+        text += " ⚠"
+    return text
+
+
+def results_table(results: dict, profile) -> str:
+    sizes = {"small": min(profile.fanout_subscribers), "big": profile.idle_connections, "burst": profile.burst}
+    servers = results["servers"]
+    labels = list(servers)
+    baseline = servers.get(BASELINE, {})
+    lines = ["| metric | " + " | ".join(labels) + " | target |", "|---" * (len(labels) + 2) + "|"]
+    for key, label, fmt, goal in ROWS:
+        key = key.format(**sizes)
+        if not any(key in measured for measured in servers.values()):
+            continue
+        cells = [_cell(servers[name].get(key), baseline.get(key) if name != BASELINE else None, fmt)
+                 for name in labels]
+        lines.append(f"| {label.format(**sizes)} | " + " | ".join(cells) + f" | {goal} |")
+    return "\n".join(lines)
+
+
+def cpu_table(results: dict, profile) -> str:
+    """Where the cores went: server and generator CPU (share of one core) during the runs."""
+    big = profile.idle_connections
+    lines = ["| server | fan-out {0:,}: server CPU / generator CPU | connect burst: server / generator |".format(big),
+             "|---|---|---|"]
+    for name, measured in results["servers"].items():
+        cells = []
+        for key in (f"fanout_{big}", "connect"):
+            d = measured[key].detail if key in measured else {}
+            cells.append(f"{d['server_cpu']:.0%} / {d['generator_cpu']:.0%}" if d else "—")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scaling_table(results: dict, profile) -> str:
+    scaling = results.get("scaling")
+    if not scaling:
+        return "Not measured: the Redis state backend (service/realtime/state/redis.py) was not there yet."
+    one, two = scaling["scale_1p"], scaling["scale_2p"]
+    big = profile.idle_connections
+    return "\n".join([
+        f"| Tabcast uvicorn + Redis, fan-out {big:,} subscribers | deliveries/s | server CPU | generator CPU |",
+        "|---|---|---|---|",
+        f"| 1 process | {one.value:,.0f} | {one.detail['server_cpu']:.0%} | {one.detail['generator_cpu']:.0%} |",
+        f"| 2 processes (`serve --workers 2`) | {two.value:,.0f} ({two.value / one.value:.2f}x) | "
+        f"{two.detail['server_cpu']:.0%} | {two.detail['generator_cpu']:.0%} |",
+    ])
+
+
+def _cpu_model() -> str:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def machine(results: dict) -> str:
+    node = subprocess.run([node_binary(), "--version"], capture_output=True, text=True).stdout.strip()
+    ws = __import__("json").loads((JS_DIR / "node_modules" / "ws" / "package.json").read_text())["version"]
+    server_cpus, generator_cpus = results["pinning"]
+    pinning = (f"server on CPU {sorted(server_cpus)}, load generator on CPU {sorted(generator_cpus)} (taskset-style "
+               "affinity)" if server_cpus else "none (server and generator share all cores)")
+    packages = ", ".join(f"{name} {version(name)}" for name in
+                         ("Django", "channels", "channels_redis", "uvicorn", "daphne", "websockets", "uvloop"))
+    return "\n".join([
+        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, run took {results['seconds']:.0f} s",
+        f"- machine: {os.cpu_count()} CPUs, {_cpu_model()}, {platform.system()} {platform.release()}",
+        f"- load average before / after: {' '.join(f'{x:.2f}' for x in results['load_before'])} / "
+        f"{' '.join(f'{x:.2f}' for x in results['load_after'])} (the machine is shared: numbers are noisy)",
+        f"- Python {sys.version.split()[0]}; {packages}; Node {node}, ws {ws}",
+        f"- pinning: {pinning}",
+        "- scaling rows run unpinned: two server processes need both cores (shared with the generator)",
+    ])
+
+
+def render(results: dict, profile) -> str:
+    return "\n\n".join([
+        f"### Results ({profile.name} profile)", machine(results), results_table(results, profile),
+        "CPU during the runs (100% = one core):", cpu_table(results, profile),
+        "Scaling (2 processes vs 1, Redis):", scaling_table(results, profile),
+    ]) + "\n"

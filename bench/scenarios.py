@@ -1,0 +1,151 @@
+"""The measurements. Each takes a started server plus the load generator and returns numbers.
+
+Times come from the generator's clock (epoch ms, same machine): a fan-out run lasts from
+the first publish to the last delivery on any socket; latency is receive time minus the
+send time embedded in each payload.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from . import procstats
+from .loadgen import Publisher, Subscribers
+from .profiles import Profile
+from .servers import CHANNEL
+
+
+@dataclass
+class Measurement:
+    value: float
+    unit: str
+    detail: dict = field(default_factory=dict)  # CPU shares, message counts, warnings
+
+
+@dataclass
+class Bench:
+    """A started server and the load generator pointed at it."""
+
+    target: object
+    subs: Subscribers
+    pub: Publisher
+    profile: Profile
+
+    def __post_init__(self):
+        self.server_cpu = procstats.CpuMeter(self.target.pids)
+        self.generator_cpu = procstats.CpuMeter(lambda: self.subs.pids() + [self.pub.proc.pid])
+
+    def connect(self, count: int, channel: str | None = CHANNEL, concurrency: int = 200) -> dict:
+        result = self.subs.connect(self.target.subscribe_url(), count, self.target.mode, channel, concurrency)
+        if result["failed"]:
+            raise RuntimeError(f"{self.target.label}: {result['failed']} of {count} connections failed")
+        return result
+
+    def publish(self, count: int, **options) -> dict:
+        return self.pub.publish(self.target.publish_target(), count, **options)
+
+    def settle(self, quiet: float = 0.05, limit: float = 10) -> None:
+        """Wait until the server is idle again (closing thousands of sockets takes a while)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            self.server_cpu.start(time.monotonic())
+            time.sleep(0.25)
+            if self.server_cpu.stop(time.monotonic()) < quiet:
+                return
+
+
+def warm_up(bench: Bench) -> None:
+    """A few sockets and messages so lazy imports, caches and the node exist before measuring."""
+    bench.connect(10)
+    bench.subs.reset()
+    bench.publish(3)
+    if not bench.subs.expect(3, timeout=30)["complete"]:
+        raise RuntimeError(f"{bench.target.label}: warm-up messages were not delivered")
+    bench.subs.close()
+    bench.settle()
+
+
+def idle_rss(bench: Bench, count: int) -> Measurement:
+    """Server RSS growth per connected, subscribed, idle socket (leaves them connected)."""
+    before = procstats.rss_bytes(bench.target.pids())
+    bench.connect(count)
+    bench.settle()
+    after = procstats.rss_bytes(bench.target.pids())
+    return Measurement((after - before) / count / 1024, "KiB", {"rss_before_mib": before / 2**20,
+                                                                   "rss_after_mib": after / 2**20})
+
+
+def _fanout_run(bench: Bench, subscribers: int, messages: int) -> Measurement:
+    bench.subs.reset()
+    bench.settle()
+    start = time.monotonic()
+    bench.server_cpu.start(start)
+    bench.generator_cpu.start(start)
+    sent = bench.publish(messages)
+    done = bench.subs.expect(messages, timeout=min(120, 30 + messages * subscribers / 1000))
+    end = time.monotonic()
+    seconds = (done["t_last"] - sent["t_first"]) / 1000
+    detail = {"messages": messages, "seconds": seconds, "server_cpu": bench.server_cpu.stop(end),
+              "generator_cpu": bench.generator_cpu.stop(end), "publish_errors": sent["errors"]}
+    if not done["complete"]:
+        detail["incomplete"] = f"{done['received']} of {messages * subscribers} delivered"
+    return Measurement(done["received"] / seconds, "deliveries/s", detail)
+
+
+def fanout(bench: Bench, subscribers: int) -> Measurement:
+    """Deliveries/s of one channel with ``subscribers`` sockets already connected (median run)."""
+    profile = bench.profile
+    probe = _fanout_run(bench, subscribers, profile.min_messages)
+    messages = round(probe.value * profile.fanout_seconds / subscribers)
+    messages = max(profile.min_messages, min(profile.max_messages, messages))
+    runs = sorted((_fanout_run(bench, subscribers, messages) for _ in range(profile.repeats)),
+                  key=lambda run: run.value)
+    median = runs[len(runs) // 2]
+    median.detail["runs"] = [round(run.value) for run in runs]
+    return median
+
+
+def latency(bench: Bench, subscribers: int, max_deliveries: float) -> dict[str, Measurement]:
+    """Publish->deliver latency at half of the measured maximum, ``subscribers`` connected."""
+    rate = 0.5 * max_deliveries / subscribers
+    count = max(3, round(rate * bench.profile.latency_seconds))
+    bench.subs.reset(latency=True)
+    bench.settle()
+    sent = bench.publish(count, rate=rate, concurrency=4)
+    done = bench.subs.expect(count, timeout=60 + count / rate)
+    samples = sorted(bench.subs.stats()["latencies"])
+    detail = {"rate_msgs_s": rate, "messages": count, "samples": len(samples), "late_publishes": sent["late"]}
+    if not done["complete"]:
+        detail["incomplete"] = f"{done['received']} of {count * subscribers} delivered"
+    quantile = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]  # noqa: E731
+    return {"p50": Measurement(quantile(0.50), "ms", detail), "p99": Measurement(quantile(0.99), "ms", detail),
+            "max": Measurement(samples[-1], "ms", detail)}
+
+
+def connect_rate(bench: Bench, count: int) -> Measurement:
+    """Connects/s for a burst of ``count`` sockets opened at once (Pusher: until connection_established)."""
+    bench.settle()
+    start = time.monotonic()
+    bench.server_cpu.start(start)
+    bench.generator_cpu.start(start)
+    result = bench.connect(count, channel=None, concurrency=count)
+    end = time.monotonic()
+    seconds = (result["t_end"] - result["t_start"]) / 1000
+    detail = {"seconds": seconds, "server_cpu": bench.server_cpu.stop(end),
+              "generator_cpu": bench.generator_cpu.stop(end)}
+    bench.subs.close()
+    return Measurement(result["ok"] / seconds, "connects/s", detail)
+
+
+def publish_rate(bench: Bench) -> Measurement:
+    """Signed HTTP publishes/s one server process answers (one subscriber receives them)."""
+    bench.connect(1)
+    bench.settle()
+    start = time.monotonic()
+    bench.server_cpu.start(start)
+    bench.generator_cpu.start(start)
+    sent = bench.publish(10**7, concurrency=bench.profile.publish_concurrency, duration=bench.profile.publish_seconds)
+    end = time.monotonic()
+    bench.subs.close()
+    detail = {"errors": sent["errors"], "server_cpu": bench.server_cpu.stop(end),
+              "generator_cpu": bench.generator_cpu.stop(end)}
+    return Measurement(sent["ok"] / ((sent["t_end"] - sent["t_first"]) / 1000), "publishes/s", detail)
