@@ -16,10 +16,17 @@ def tabcast():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def _app_pool(tabcast):
+    return []
+
+
 @pytest.fixture
-def app(tabcast):
-    """A fresh app on the shared server (so tests never see each other's channels)."""
-    return tabcast.create_app("test", client_events=True)
+def app(tabcast, _app_pool):
+    """A fresh app (client events on) on the shared server, so tests never see each other's channels."""
+    if not _app_pool:
+        _app_pool.extend(tabcast.create_apps(25, "test", client_events=True))
+    return _app_pool.pop()
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--client-events", action="store_true", help="allow client- events")
-        parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object per app")
+        parser.add_argument("--count", type=int, default=1, help="create this many apps with the same settings")
 
     def handle(self, *args, **options):
-        app = services.create_app(options["name"], client_events=options["client_events"])
-        data = {"app_id": app.id, "key": app.key, "secret": app.secret, "name": app.name,
-                "client_events": app.client_events}
-        if options["as_json"]:
-            self.stdout.write(json.dumps(data))
-        else:
-            for field, value in data.items():
-                self.stdout.write(f"{field}: {value}")
+        for _ in range(options["count"]):
+            app = services.create_app(options["name"], client_events=options["client_events"])
+            data = {"app_id": app.id, "key": app.key, "secret": app.secret, "name": app.name,
+                    "client_events": app.client_events}
+            if options["as_json"]:
+                self.stdout.write(json.dumps(data))
+            else:
+                for field, value in data.items():
+                    self.stdout.write(f"{field}: {value}")
