@@ -31,6 +31,8 @@ class Tenant(models.Model):
 
 
 class Membership(models.Model):
+    """A user's place in a team: every user belongs to at most one tenant."""
+
     class Role(models.TextChoices):
         OWNER = "owner"
         MEMBER = "member"
@@ -38,18 +40,39 @@ class Membership(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self):
         return f"{self.user} in {self.tenant} ({self.role})"
 
+    @property
+    def is_owner(self) -> bool:
+        return self.role == self.Role.OWNER
+
+
+INVITATION_VALID_DAYS = 7
+
 
 class Invitation(models.Model):
+    """An emailed link that lets its holder join ``tenant`` as a member, once, within a week."""
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
     email = models.EmailField()
     token = models.CharField(max_length=64, unique=True, default=new_invitation_token)
     invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.email} to {self.tenant}"
+
+    @property
+    def expires_at(self):
+        return self.created_at + timedelta(days=INVITATION_VALID_DAYS)
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.expires_at > timezone.now()
 
 
 class App(models.Model):

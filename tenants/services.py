@@ -1,10 +1,16 @@
 """The tenants app's public surface: other apps call these, never the models directly."""
 
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
 
 from service.realtime.tenancy import AppInfo
 
-from .models import App, Membership, Tenant
+from .models import INVITATION_VALID_DAYS, App, Invitation, Membership, Tenant
 
 OPERATOR_TENANT = "Operator"
 
@@ -36,6 +42,32 @@ def load_app(*, key: str | None = None, app_id: int | None = None) -> AppInfo | 
     return to_info(app)
 
 
+def normalize_email(email: str) -> str:
+    """Accounts are keyed by e-mail: one spelling per address (username = lower-cased email)."""
+    return email.strip().lower()
+
+
+def email_taken(email: str) -> bool:
+    return get_user_model().objects.filter(username=normalize_email(email)).exists()
+
+
+def default_team_name(email: str) -> str:
+    return f"{email.split('@')[0]}'s team"
+
+
+@transaction.atomic
+def sign_up(email: str, password: str, team_name: str = ""):
+    """Create a user (username = email), their team, and make them its owner."""
+    email = normalize_email(email)
+    user = get_user_model().objects.create_user(username=email, email=email, password=password)
+    create_tenant_for(user, team_name.strip() or default_team_name(email))
+    return user
+
+
+def membership_of(user) -> Membership | None:
+    return Membership.objects.select_related("tenant").filter(user=user).first()
+
+
 def tenant_of(user) -> Tenant | None:
     membership = Membership.objects.select_related("tenant").filter(user=user).first()
     return membership.tenant if membership else None
@@ -55,5 +87,128 @@ def create_app(name: str, *, tenant: Tenant | None = None, client_events: bool =
     return App.objects.create(tenant=tenant, name=name, client_events=client_events, **fields)
 
 
+def ensure_membership(user) -> Membership:
+    """The user's membership; one without a team (e.g. made by createsuperuser) gets their own."""
+    membership = membership_of(user)
+    if membership is None:
+        create_tenant_for(user, default_team_name(user.email or user.get_username()))
+        membership = membership_of(user)
+    return membership
+
+
 def apps_of(tenant: Tenant):
+    """Every query for a tenant's apps starts here, so no view can reach another tenant's."""
     return App.objects.filter(tenant=tenant)
+
+
+def set_enabled(app: App, enabled: bool) -> None:
+    app.enabled = enabled
+    app.save(update_fields=["enabled"])
+
+
+def rotate_secret(app: App) -> None:
+    """New secret; the old one keeps working until ``app.previous_secret_expires_at``."""
+    app.rotate_secret()
+    app.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+
+
+def expire_previous_secret(app: App) -> None:
+    app.previous_secret = ""
+    app.previous_secret_expires_at = None
+    app.save(update_fields=["previous_secret", "previous_secret_expires_at"])
+
+
+# --- Team ---------------------------------------------------------------------------------------
+
+
+class InvitationError(Exception):
+    """An invitation cannot be accepted; the message says why, for the user."""
+
+
+def members_of(tenant: Tenant):
+    return Membership.objects.filter(tenant=tenant).select_related("user").order_by("joined_at", "id")
+
+
+def pending_invitations(tenant: Tenant):
+    cutoff = timezone.now() - timedelta(days=INVITATION_VALID_DAYS)
+    return Invitation.objects.filter(tenant=tenant, accepted_at=None, created_at__gt=cutoff).order_by("-created_at")
+
+
+def is_member(tenant: Tenant, email: str) -> bool:
+    return Membership.objects.filter(tenant=tenant, user__username=normalize_email(email)).exists()
+
+
+def invite(tenant: Tenant, email: str, invited_by, accept_url_for) -> Invitation:
+    """Create an invitation (replacing an open one to the same address) and e-mail its link.
+
+    ``accept_url_for(token)`` makes the absolute link; the view knows the host the user is on.
+    """
+    email = normalize_email(email)
+    with transaction.atomic():
+        Invitation.objects.filter(tenant=tenant, email=email, accepted_at=None).delete()
+        invitation = Invitation.objects.create(tenant=tenant, email=email, invited_by=invited_by)
+    context = {"invitation": invitation, "accept_url": accept_url_for(invitation.token),
+               "inviter": invited_by.email or invited_by.get_username()}
+    subject = render_to_string("tenants/email/invitation_subject.txt", context).strip()
+    body = render_to_string("tenants/email/invitation_body.txt", context)
+    send_mail(subject, body, None, [email])
+    return invitation
+
+
+def open_invitation(token: str) -> Invitation | None:
+    """The invitation with this token if it can still be used."""
+    invitation = Invitation.objects.select_related("tenant", "invited_by").filter(token=token).first()
+    return invitation if invitation and invitation.is_open else None
+
+
+@transaction.atomic
+def join_with_new_account(invitation: Invitation, password: str):
+    """Sign up through an invitation: the account joins the inviting team as a member."""
+    user = get_user_model().objects.create_user(
+        username=invitation.email, email=invitation.email, password=password)
+    Membership.objects.create(user=user, tenant=invitation.tenant, role=Membership.Role.MEMBER)
+    _mark_accepted(invitation)
+    return user
+
+
+@transaction.atomic
+def accept_invitation(invitation: Invitation, user) -> None:
+    """Move an existing user into the inviting team; their old team goes if nothing is left in it."""
+    if normalize_email(user.email or user.get_username()) != invitation.email:
+        raise InvitationError(f"This invitation was sent to {invitation.email}. "
+                              "Log out and sign in with that address to accept it.")
+    membership = membership_of(user)
+    if membership is not None and membership.tenant_id == invitation.tenant_id:
+        _mark_accepted(invitation)
+        return
+    if membership is not None:
+        old = membership.tenant
+        alone = not Membership.objects.filter(tenant=old).exclude(user=user).exists()
+        if alone and apps_of(old).exists():
+            raise InvitationError(f"You are the only member of {old.name}, which still has apps. "
+                                  "Delete them first, or invite someone to keep them.")
+        membership.tenant = invitation.tenant
+        membership.role = Membership.Role.MEMBER
+        membership.joined_at = timezone.now()
+        membership.save()
+        if alone:
+            old.delete()
+    else:
+        Membership.objects.create(user=user, tenant=invitation.tenant, role=Membership.Role.MEMBER)
+    _mark_accepted(invitation)
+
+
+def _mark_accepted(invitation: Invitation) -> None:
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+
+
+def revoke_invitation(tenant: Tenant, invitation_id: int) -> bool:
+    deleted, _ = Invitation.objects.filter(tenant=tenant, id=invitation_id, accepted_at=None).delete()
+    return bool(deleted)
+
+
+def remove_member(tenant: Tenant, membership_id: int, acting_user) -> bool:
+    """Remove someone else from the team (their account stays; they get a fresh team on next sign-in)."""
+    deleted, _ = Membership.objects.filter(tenant=tenant, id=membership_id).exclude(user=acting_user).delete()
+    return bool(deleted)

@@ -1,0 +1,147 @@
+"""Every piece of dashboard input is validated here; views only call ``is_valid()`` and services."""
+
+from django import forms
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.forms import AuthenticationForm
+
+from . import origins, services
+from .models import App
+
+MIN_MESSAGE_BYTES = 1024
+MAX_MESSAGE_BYTES = 512 * 1024
+
+
+def _unsaved_user(email: str):
+    """A user object the password validators can compare the password against."""
+    return get_user_model()(username=email, email=email)
+
+
+class PasswordField(forms.CharField):
+    """A new password, checked by AUTH_PASSWORD_VALIDATORS in the form's clean()."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("strip", False)
+        kwargs.setdefault("widget", forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+        kwargs.setdefault("help_text", "At least 8 characters, not a common password.")
+        super().__init__(**kwargs)
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+    password = PasswordField()
+    team = forms.CharField(label="Team name", max_length=120, required=False,
+                           help_text="Optional. You can invite teammates later.")
+
+    def clean_email(self):
+        email = services.normalize_email(self.cleaned_data["email"])
+        if services.email_taken(email):
+            raise forms.ValidationError("An account with this email already exists. Log in instead.",
+                                        code="email_taken")
+        return email
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("email") and cleaned.get("password"):
+            user = _unsaved_user(cleaned["email"])
+            try:
+                password_validation.validate_password(cleaned["password"], user)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return cleaned
+
+
+class InvitationSignupForm(forms.Form):
+    """Sign up through an invitation: the address is the invitation's, only a password is asked."""
+
+    password = PasswordField()
+
+    def __init__(self, *args, invitation, **kwargs):
+        self.invitation = invitation
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        password_validation.validate_password(password, _unsaved_user(self.invitation.email))
+        return password
+
+    def clean(self):
+        if services.email_taken(self.invitation.email):
+            raise forms.ValidationError("An account with this email already exists: log in to accept.",
+                                        code="email_taken")
+        return super().clean()
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """Django's login form, with the username labelled and matched as an email address."""
+
+    username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email",
+                                                                              "autofocus": True}))
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "That email and password don't match an account. Passwords are case-sensitive.",
+    }
+
+    def clean_username(self):
+        return services.normalize_email(self.cleaned_data["username"])
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Teammate's email")
+
+    def __init__(self, *args, tenant, **kwargs):
+        self.tenant = tenant
+        super().__init__(*args, **kwargs)
+
+    def clean_email(self):
+        email = services.normalize_email(self.cleaned_data["email"])
+        if services.is_member(self.tenant, email):
+            raise forms.ValidationError("%(email)s is already on this team.", code="already_member",
+                                        params={"email": email})
+        return email
+
+
+class AppCreateForm(forms.ModelForm):
+    class Meta:
+        model = App
+        fields = ["name"]
+        help_texts = {"name": "For you and your team, e.g. “Production” or “Chat staging”."}
+        widgets = {"name": forms.TextInput(attrs={"autofocus": True})}
+
+
+class AppSettingsForm(forms.ModelForm):
+    max_message_bytes = forms.IntegerField(
+        label="Max message size (bytes)", min_value=MIN_MESSAGE_BYTES, max_value=MAX_MESSAGE_BYTES,
+        help_text=f"Largest event payload accepted, from {MIN_MESSAGE_BYTES:,} to {MAX_MESSAGE_BYTES:,} bytes "
+                  "(Pusher's default is 10,240).")
+    allowed_origins = forms.CharField(
+        required=False, help_text=origins.HELP,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false",
+                                     "placeholder": "https://app.example.com\n*.example.com"}))
+
+    class Meta:
+        model = App
+        fields = ["name", "client_events", "subscription_count", "max_message_bytes", "allowed_origins"]
+        labels = {"client_events": "Client events",
+                  "subscription_count": "Subscription count events"}
+        help_texts = {
+            "client_events": "Let authenticated browsers send client- events on private and presence channels.",
+            "subscription_count": "Send pusher:subscription_count to subscribers when a channel's count changes.",
+        }
+
+    def clean_allowed_origins(self):
+        return origins.clean_origins(self.cleaned_data["allowed_origins"])
+
+
+class AppDeleteForm(forms.Form):
+    """Deleting is final: the user types the app's name to confirm."""
+
+    confirm_name = forms.CharField(label="Type the app's name to confirm")
+
+    def __init__(self, *args, app, **kwargs):
+        self.app = app
+        super().__init__(*args, **kwargs)
+
+    def clean_confirm_name(self):
+        if self.cleaned_data["confirm_name"].strip() != self.app.name:
+            raise forms.ValidationError("That is not this app's name.", code="name_mismatch")
+        return self.cleaned_data["confirm_name"]

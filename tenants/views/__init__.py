@@ -1,0 +1,1 @@
+"""Dashboard views, thin: accounts (sign up, log in, invitations), apps, and the team page."""

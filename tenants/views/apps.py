@@ -1,0 +1,108 @@
+"""The app pages: list, create, detail with getting started, settings, credentials, delete."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.timesince import timeuntil
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from .. import services, snippets
+from ..access import tenant_app, tenant_required
+from ..forms import AppCreateForm, AppDeleteForm, AppSettingsForm
+
+
+@tenant_required
+def app_list(request):
+    apps = services.apps_of(request.tenant)
+    return render(request, "tenants/app_list.html", {"apps": apps})
+
+
+@tenant_required
+def app_new(request):
+    form = AppCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        app = services.create_app(form.cleaned_data["name"], tenant=request.tenant)
+        messages.success(request, f"{app.name} is ready. Follow the steps below to send your first event.")
+        return redirect("tenants:app_detail", app.id)
+    return render(request, "tenants/app_new.html", {"form": form})
+
+
+@tenant_app
+def app_detail(request, app):
+    return _render_detail(request, app)
+
+
+@require_POST
+@never_cache
+@tenant_app
+def app_reveal(request, app):
+    """The secret is only ever sent in answer to this explicit POST, never cached."""
+    return _render_detail(request, app, secret=app.secret)
+
+
+def _render_detail(request, app, secret: str | None = None):
+    endpoint = snippets.Endpoint.from_request(request)
+    return render(request, "tenants/app_detail.html", {
+        "app": app, "secret": secret, "endpoint": endpoint,
+        "snippets": snippets.all_for(app, endpoint, secret),
+        "grace_active": app.previous_secret_active,
+        "grace_period": _grace_period(),
+    })
+
+
+def _grace_period() -> str:
+    """How long a rotated-out secret keeps working, in words ("1 day")."""
+    now = timezone.now()
+    return timeuntil(now + timedelta(seconds=settings.TABCAST["SECRET_GRACE_SECONDS"]), now)
+
+
+@require_POST
+@tenant_app
+def app_rotate(request, app):
+    services.rotate_secret(app)
+    until = timezone.localtime(app.previous_secret_expires_at)
+    messages.success(request, f"New secret generated. The previous secret keeps working until "
+                              f"{until:%Y-%m-%d %H:%M} {until.tzname()}; update your servers before then.")
+    return redirect("tenants:app_detail", app.id)
+
+
+@require_POST
+@tenant_app
+def app_expire_previous(request, app):
+    services.expire_previous_secret(app)
+    messages.success(request, "The previous secret no longer works.")
+    return redirect("tenants:app_detail", app.id)
+
+
+@require_POST
+@tenant_app
+def app_status(request, app):
+    enabled = request.POST.get("enabled") == "1"
+    services.set_enabled(app, enabled)
+    messages.success(request, f"{app.name} is {'enabled' if enabled else 'disabled: connections and publishes are refused'}.")
+    return redirect("tenants:app_detail", app.id)
+
+
+@tenant_app
+def app_settings(request, app):
+    form = AppSettingsForm(request.POST or None, instance=app)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Settings saved. They apply to new connections within seconds.")
+        return redirect("tenants:app_settings", app.id)
+    return render(request, "tenants/app_settings.html", {"app": app, "form": form})
+
+
+@tenant_app
+def app_delete(request, app):
+    form = AppDeleteForm(request.POST or None, app=app)
+    if request.method == "POST" and form.is_valid():
+        name = app.name
+        app.delete()
+        messages.success(request, f"{name} was deleted. Its keys no longer work.")
+        return redirect("tenants:app_list")
+    return render(request, "tenants/app_delete.html", {"app": app, "form": form})

@@ -1,0 +1,46 @@
+"""The team page: who is on it, pending invitations, and inviting someone by email."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from .. import services
+from ..access import owner_required, tenant_required
+from ..forms import InviteForm
+
+
+@tenant_required
+def team(request):
+    form = InviteForm(request.POST or None, tenant=request.tenant)
+    if request.method == "POST":
+        if not request.membership.is_owner:
+            raise PermissionDenied("Only the team's owner can invite people.")
+        if form.is_valid():
+            email = form.cleaned_data["email"]
+            services.invite(request.tenant, email, request.user,
+                            lambda token: request.build_absolute_uri(reverse("tenants:invitation", args=[token])))
+            messages.success(request, f"Invitation sent to {email}. The link works for 7 days.")
+            return redirect("tenants:team")
+    return render(request, "tenants/team.html", {
+        "form": form,
+        "members": services.members_of(request.tenant),
+        "invitations": services.pending_invitations(request.tenant),
+    })
+
+
+@require_POST
+@owner_required
+def revoke_invitation(request, invitation_id):
+    if services.revoke_invitation(request.tenant, invitation_id):
+        messages.success(request, "Invitation revoked: its link no longer works.")
+    return redirect("tenants:team")
+
+
+@require_POST
+@owner_required
+def remove_member(request, membership_id):
+    if services.remove_member(request.tenant, membership_id, request.user):
+        messages.success(request, "Member removed from the team.")
+    return redirect("tenants:team")
