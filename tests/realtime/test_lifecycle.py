@@ -33,9 +33,9 @@ async def _busy_client(server, app, n):
     channel_data = f'{{"user_id":"u{n % 2}"}}'
     auth = f"{app['key']}:{signatures.sign(app['secret'], f'{client.socket_id}:presence-p:{channel_data}')}"
     assert (await client.subscribe("presence-p", auth=auth, channel_data=channel_data))["event"].endswith("succeeded")
-    await client.send({"event": "pusher:signin", "data": {
-        "auth": f"{app['key']}:{signatures.sign(app['secret'], signatures.user_auth_message(client.socket_id, '{\"id\":\"s\"}'))}",
-        "user_data": '{"id":"s"}'}})
+    user_data = '{"id":"s"}'
+    signature = signatures.sign(app["secret"], signatures.user_auth_message(client.socket_id, user_data))
+    await client.send({"event": "pusher:signin", "data": {"auth": f"{app['key']}:{signature}", "user_data": user_data}})
     await client.recv_event("pusher:signin_success")
     return client
 
