@@ -1,0 +1,461 @@
+"""Cluster state shared by any number of processes through one Redis.
+
+Each process (node) writes only its *own* entries, into keys named after it, and keeps the
+same entries locally (``_owned``, the node's truth). Readers add up the entries of live nodes:
+a node is live while its score in ``<prefix>:nodes`` (expiry time, Redis clock) is ahead.
+A heartbeat every ``NODE_TTL / 3`` seconds renews that score and rewrites all of this node's
+keys from ``_owned``, so:
+
+* a node killed with -9 drops out of every count and member list within ``NODE_TTL`` (readers
+  skip it at once, its keys expire soon after);
+* after a Redis restart or outage, counts and presence heal by the next heartbeat;
+* while Redis is away, writes of this node's entries do not fail the socket path: they update
+  ``_owned`` and the heartbeat publishes them later. Reads (the HTTP API) do fail, loudly.
+
+Every key holding tenant data contains the app id. Hot paths are one round trip (a Lua
+script or a pipeline). Scripts derive per-node key names from the node list, so this needs
+a single Redis (or a Redis Cluster with hash tags, which this does not attempt).
+
+Key layout (``p`` = prefix, ``a`` = app id, ``n`` = node id):
+  p:nodes                 ZSET  node -> expiry (ms)
+  p:usage_source          STRING id of this Redis's usage history (new after a data loss)
+  p:a:subs:n              HASH  channel -> this node's sockets subscribed
+  p:a:conns:n             HASH  sockets, tabs of this node
+  p:a:members:n:channel   HASH  user key -> [user_id, user_info] (this node's users)
+  p:a:cache:channel       STRING the cached event (PX = its ttl)
+  p:a:traffic             HASH  running totals
+  p:a:usage:hour          HASH  one hourly bucket;  p:a:usage  ZSET of bucket hours
+"""
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from django.conf import settings
+from redis import asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .base import CachedEvent, ClusterState, Member
+
+log = logging.getLogger(__name__)
+
+TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes")
+USAGE_KEEP_SECONDS = 72 * 3600  # a bucket lives this long after its last write (contract: >= 48 h)
+USAGE_KEEP_HOURS = 48  # a new bucket drops buckets older than this many hours (as MemoryState does)
+POOL_SIZE = 64  # callers beyond this wait for a connection instead of failing (redis-py 8 raises)
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+_LIVE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- This node first, then every other node whose heartbeat has not expired.
+local function nodes(nodes_key, me)
+  local list = {me}
+  for _, n in ipairs(redis.call('ZRANGEBYSCORE', nodes_key, '(' .. now_ms(), '+inf')) do
+    if n ~= me then list[#list + 1] = n end
+  end
+  return list
+end
+"""
+
+# KEYS: nodes. ARGV: key prefix before the node id, me, ttl ms, write (1/0), field, value, ...
+# Writes this node's values (value "0" deletes the field), returns each field's sum over live nodes.
+_SET_AND_SUM = _LIVE + """
+local prefix, me, ttl = ARGV[1], ARGV[2], ARGV[3]
+local mine = prefix .. me
+local fields = {}
+for i = 5, #ARGV, 2 do
+  fields[#fields + 1] = ARGV[i]
+  if ARGV[4] == '1' then
+    if ARGV[i + 1] == '0' then redis.call('HDEL', mine, ARGV[i])
+    else redis.call('HSET', mine, ARGV[i], ARGV[i + 1]) end
+  end
+end
+if ARGV[4] == '1' then redis.call('PEXPIRE', mine, ttl) end
+local sums = {}
+for i = 1, #fields do sums[i] = 0 end
+for _, node in ipairs(nodes(KEYS[1], me)) do
+  local values = redis.call('HMGET', prefix .. node, unpack(fields))
+  for i = 1, #fields do sums[i] = sums[i] + (tonumber(values[i]) or 0) end
+end
+return sums
+"""
+
+# KEYS: nodes. ARGV: subs key prefix before the node id, me, channel-name prefix.
+# Returns channel, count, channel, count, ... summed over live nodes.
+_CHANNELS = _LIVE + """
+local prefix, me, wanted = ARGV[1], ARGV[2], ARGV[3]
+local totals, order = {}, {}
+for _, node in ipairs(nodes(KEYS[1], me)) do
+  local flat = redis.call('HGETALL', prefix .. node)
+  for i = 1, #flat, 2 do
+    local channel = flat[i]
+    if string.sub(channel, 1, #wanted) == wanted then
+      if totals[channel] == nil then totals[channel] = 0; order[#order + 1] = channel end
+      totals[channel] = totals[channel] + tonumber(flat[i + 1])
+    end
+  end
+end
+local out = {}
+for _, channel in ipairs(order) do
+  if totals[channel] > 0 then out[#out + 1] = channel; out[#out + 1] = totals[channel] end
+end
+return out
+"""
+
+# KEYS: nodes. ARGV: members key prefix before the node id, ":" .. channel, me, user, member, ttl ms.
+# Atomic: of two nodes adding the same user at once, exactly one is told it is the first.
+_ADD_MEMBER = _LIVE + """
+local prefix, suffix, me, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local first = 1
+for _, node in ipairs(nodes(KEYS[1], me)) do
+  if redis.call('HEXISTS', prefix .. node .. suffix, user) == 1 then first = 0; break end
+end
+local mine = prefix .. me .. suffix
+redis.call('HSET', mine, user, ARGV[5])
+redis.call('PEXPIRE', mine, ARGV[6])
+return first
+"""
+
+# KEYS: nodes. ARGV: members key prefix before the node id, ":" .. channel, me, user.
+# Removes this node's entry; 1 if no live node has the user any more (send member_removed).
+_REMOVE_MEMBER = _LIVE + """
+local prefix, suffix, me, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+redis.call('HDEL', prefix .. me .. suffix, user)
+for _, node in ipairs(nodes(KEYS[1], me)) do
+  if redis.call('HEXISTS', prefix .. node .. suffix, user) == 1 then return 0 end
+end
+return 1
+"""
+
+# KEYS: nodes. ARGV: members key prefix before the node id, ":" .. channel, me.
+# Returns user, member, ... over live nodes, each user once.
+_MEMBERS = _LIVE + """
+local prefix, suffix, me = ARGV[1], ARGV[2], ARGV[3]
+local seen, out = {}, {}
+for _, node in ipairs(nodes(KEYS[1], me)) do
+  local flat = redis.call('HGETALL', prefix .. node .. suffix)
+  for i = 1, #flat, 2 do
+    if not seen[flat[i]] then
+      seen[flat[i]] = true; out[#out + 1] = flat[i]; out[#out + 1] = flat[i + 1]
+    end
+  end
+end
+return out
+"""
+
+# KEYS: hours zset. ARGV: bucket key prefix, hour, keep seconds, mode ("add" or "max"), field, value, ...
+# A new bucket drops the buckets older than 48 hours before it, like MemoryState.
+_BUCKET = """
+local prefix, hour, keep, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local bucket = prefix .. ARGV[2]
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  local cutoff = '(' .. (hour - """ + str(USAGE_KEEP_HOURS) + """)
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)) do
+    redis.call('DEL', prefix .. old)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+  redis.call('ZADD', KEYS[1], hour, ARGV[2])
+  redis.call('HSETNX', bucket, 'hour', ARGV[2])
+end
+for i = 5, #ARGV, 2 do
+  if mode == 'max' then
+    if tonumber(ARGV[i + 1]) > (tonumber(redis.call('HGET', bucket, ARGV[i])) or 0) then
+      redis.call('HSET', bucket, ARGV[i], ARGV[i + 1])
+    end
+  elseif string.find(ARGV[i + 1], '.', 1, true) then
+    redis.call('HINCRBYFLOAT', bucket, ARGV[i], ARGV[i + 1])
+  else
+    redis.call('HINCRBY', bucket, ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('EXPIRE', bucket, keep)
+redis.call('EXPIRE', KEYS[1], keep)
+"""
+
+# KEYS: hours zset. ARGV: bucket key prefix, since hour. Returns one flat field list per bucket.
+_USAGE = """
+local out = {}
+for _, hour in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')) do
+  local flat = redis.call('HGETALL', ARGV[1] .. hour)
+  if #flat > 0 then out[#out + 1] = flat end
+end
+return out
+"""
+
+# KEYS: nodes, usage source. ARGV: me, ttl ms, a new usage source id.
+# Forgets expired nodes, renews this one; returns {1 if Redis did not know this node, usage source}.
+_HEARTBEAT = _LIVE + """
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local unknown = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('SET', KEYS[2], ARGV[3], 'NX')
+return {unknown, redis.call('GET', KEYS[2])}
+"""
+
+
+class RedisState:
+    def __init__(self, url: str | None = None, prefix: str = "tabcast", node_ttl: float | None = None) -> None:
+        self.node_id = uuid.uuid4().hex[:12]
+        self.usage_source = ""
+        self.prefix = prefix
+        ttl = node_ttl if node_ttl is not None else settings.TABCAST["NODE_TTL"]
+        self.ttl_ms = max(int(ttl * 1000), 1000)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url or settings.REDIS_URL, max_connections=POOL_SIZE, timeout=5,
+            socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self._nodes_key = f"{prefix}:nodes"
+        self._scripts = {name: self.redis.register_script(source) for name, source in (
+            ("set_and_sum", _SET_AND_SUM), ("channels", _CHANNELS), ("add_member", _ADD_MEMBER),
+            ("remove_member", _REMOVE_MEMBER), ("members", _MEMBERS), ("bucket", _BUCKET),
+            ("usage", _USAGE), ("heartbeat", _HEARTBEAT))}
+        # This node's truth: the Redis hashes it owns, as they should be (key -> field -> value),
+        # and the sockets behind each count, so adds and removes are idempotent per socket.
+        self._owned: dict[str, dict[str, str]] = {}
+        self._sockets: dict[tuple, set[str]] = {}
+        self._written: set[str] = set()  # owned keys written since the last rewrite (to delete if gone)
+        self._heartbeat_task: asyncio.Task | None = None
+        self._reachable = True
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        await self._heartbeat()
+        self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat_forever())
+
+    async def stop(self) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            self._heartbeat_task = None
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            for key in self._owned.keys() | self._written:
+                pipe.delete(key)
+            pipe.zrem(self._nodes_key, self.node_id)
+            await pipe.execute()
+        except UNREACHABLE:
+            log.warning("Redis unreachable at shutdown; this node's entries expire in %d ms", self.ttl_ms)
+        await self.redis.aclose(close_connection_pool=True)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            try:
+                await self._heartbeat()
+            except UNREACHABLE as exc:
+                self._unreachable(exc)
+            except Exception:  # noqa: BLE001 - keep beating; the next round retries
+                log.exception("state heartbeat failed")
+
+    async def _heartbeat(self) -> None:
+        """Renew this node and rewrite all its entries (also heals them after Redis lost data)."""
+        unknown, source = await self._scripts["heartbeat"](
+            keys=[self._nodes_key, f"{self.prefix}:usage_source"], args=[self.node_id, self.ttl_ms, uuid.uuid4().hex])
+        self.usage_source = f"redis-{source.decode()}"
+        dropped = self._written - self._owned.keys()
+        pipe = self.redis.pipeline(transaction=True)
+        for key in dropped:
+            pipe.delete(key)
+        for key, fields in self._owned.items():
+            pipe.delete(key)
+            pipe.hset(key, mapping=fields)
+            pipe.pexpire(key, self.ttl_ms)
+        await pipe.execute()
+        self._written -= dropped
+        if not self._reachable or unknown:
+            log.warning("Redis %s; rewrote this node's %d entries", "is back" if not self._reachable
+                        else "did not know this node", len(self._owned))
+        self._reachable = True
+
+    def _unreachable(self, exc: BaseException) -> None:
+        if self._reachable:
+            log.warning("Redis unreachable (%r); serving local state, will resync on reconnect", exc)
+        self._reachable = False
+
+    # --- this node's entries ---
+
+    def _key(self, app_id: int, *parts: str) -> str:
+        """A key of one app: the app id is in every key holding tenant data."""
+        return ":".join((self.prefix, str(int(app_id)), *parts))
+
+    def _own(self, key: str, field: str, value: str | None) -> None:
+        """Set (or with None drop) a field of a hash this node owns, locally."""
+        fields = self._owned.setdefault(key, {})
+        if value is None:
+            fields.pop(field, None)
+            if not fields:
+                del self._owned[key]
+        else:
+            fields[field] = value
+        self._written.add(key)
+
+    def _track(self, what: tuple, socket_id: str, add: bool) -> tuple[bool, int]:
+        """Add or drop a socket from a local set; (whether it changed, sockets left)."""
+        sockets = self._sockets.get(what)
+        if add:
+            sockets = self._sockets.setdefault(what, set())
+            changed = socket_id not in sockets
+            sockets.add(socket_id)
+        else:
+            changed = sockets is not None and socket_id in sockets
+            if changed:
+                sockets.discard(socket_id)
+                if not sockets:
+                    del self._sockets[what]
+        return changed, len(self._sockets.get(what, ()))
+
+    async def _write_own(self, script: str, fallback: Any, keys: list[str], args: list) -> Any:
+        """Run a script writing this node's entries; if Redis is away, ``fallback`` (healed later)."""
+        try:
+            return await self._scripts[script](keys=keys, args=args)
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            return fallback
+
+    # --- subscriptions ---
+
+    async def add_subscription(self, app_id: int, channel: str, socket_id: str) -> int:
+        _, local = self._track(("subs", app_id, channel), socket_id, add=True)
+        return await self._set_subscriptions(app_id, channel, local)
+
+    async def remove_subscription(self, app_id: int, channel: str, socket_id: str) -> int:
+        _, local = self._track(("subs", app_id, channel), socket_id, add=False)
+        return await self._set_subscriptions(app_id, channel, local)
+
+    async def _set_subscriptions(self, app_id: int, channel: str, local: int) -> int:
+        prefix = self._key(app_id, "subs", "")
+        self._own(prefix + self.node_id, channel, str(local) if local else None)
+        sums = await self._write_own("set_and_sum", [local], [self._nodes_key],
+                                     [prefix, self.node_id, self.ttl_ms, 1, channel, local])
+        return int(sums[0])
+
+    async def subscription_count(self, app_id: int, channel: str) -> int:
+        sums = await self._scripts["set_and_sum"](
+            keys=[self._nodes_key], args=[self._key(app_id, "subs", ""), self.node_id, self.ttl_ms, 0, channel, 0])
+        return int(sums[0])
+
+    async def channels(self, app_id: int, prefix: str = "") -> dict[str, int]:
+        flat = await self._scripts["channels"](
+            keys=[self._nodes_key], args=[self._key(app_id, "subs", ""), self.node_id, prefix])
+        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    # --- presence ---
+
+    def _members_args(self, app_id: int, channel: str) -> list:
+        return [self._key(app_id, "members", ""), f":{channel}", self.node_id]
+
+    async def add_member(self, app_id: int, channel: str, socket_id: str, member: Member) -> bool:
+        _, local = self._track(("member", app_id, channel, member.key), socket_id, add=True)
+        if local > 1:
+            return False  # this node already has the user: not the first anywhere
+        blob = orjson.dumps([member.user_id, member.user_info]).decode()
+        prefix, suffix, me = self._members_args(app_id, channel)
+        self._own(prefix + me + suffix, member.key, blob)
+        first = await self._write_own("add_member", 1, [self._nodes_key],
+                                      [prefix, suffix, me, member.key, blob, self.ttl_ms])
+        return bool(first)
+
+    async def remove_member(self, app_id: int, channel: str, socket_id: str, user: str) -> bool:
+        changed, local = self._track(("member", app_id, channel, user), socket_id, add=False)
+        if not changed or local:
+            return False
+        prefix, suffix, me = self._members_args(app_id, channel)
+        self._own(prefix + me + suffix, user, None)
+        last = await self._write_own("remove_member", 1, [self._nodes_key], [prefix, suffix, me, user])
+        return bool(last)
+
+    async def members(self, app_id: int, channel: str) -> dict[str, Member]:
+        flat = await self._scripts["members"](keys=[self._nodes_key], args=self._members_args(app_id, channel))
+        return {flat[i].decode(): Member(*orjson.loads(flat[i + 1])) for i in range(0, len(flat), 2)}
+
+    # --- connections ---
+
+    async def connections_changed(self, app_id: int, sockets: int, tabs: int) -> None:
+        key = self._key(app_id, "conns", self.node_id)
+        mine = self._owned.get(key, {})
+        now_sockets, now_tabs = int(mine.get("sockets", 0)) + sockets, int(mine.get("tabs", 0)) + tabs
+        if now_sockets <= 0:
+            now_sockets = now_tabs = 0  # as MemoryState: no sockets, no entry
+        for field, value in (("sockets", now_sockets), ("tabs", now_tabs)):
+            self._own(key, field, str(value) if now_sockets else None)
+        await self._write_own("set_and_sum", None, [self._nodes_key], [
+            self._key(app_id, "conns", ""), self.node_id, self.ttl_ms, 1, "sockets", now_sockets, "tabs", now_tabs])
+
+    async def connection_counts(self, app_id: int) -> tuple[int, int]:
+        sockets, tabs = await self._scripts["set_and_sum"](
+            keys=[self._nodes_key], args=[self._key(app_id, "conns", ""), self.node_id, self.ttl_ms, 0,
+                                          "sockets", 0, "tabs", 0])
+        return int(sockets), int(tabs)
+
+    # --- cache channels ---
+
+    async def cache_set(self, app_id: int, channel: str, event: CachedEvent) -> None:
+        value = orjson.dumps([event.frame, event.event, event.data])
+        await self.redis.set(self._key(app_id, "cache", channel), value, px=max(int(event.ttl * 1000), 1))
+
+    async def cache_get(self, app_id: int, channel: str) -> CachedEvent | None:
+        pipe = self.redis.pipeline(transaction=True)
+        key = self._key(app_id, "cache", channel)
+        value, left_ms = await pipe.get(key).pttl(key).execute()
+        if value is None or left_ms <= 0:
+            return None
+        frame, event, data = orjson.loads(value)
+        return CachedEvent(frame, event, data, left_ms // 1000 or 1)
+
+    # --- traffic ---
+
+    async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int,
+                          logical_deliveries: int = 0, logical_bytes: int = 0) -> None:
+        key = self._key(app_id, "traffic")
+        pipe = self.redis.pipeline(transaction=True)
+        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes)):
+            if value:
+                pipe.hincrby(key, field, value)
+        await pipe.execute()
+
+    async def traffic_totals(self, app_id: int) -> dict[str, int]:
+        values = await self.redis.hmget(self._key(app_id, "traffic"), TRAFFIC_FIELDS)
+        return {field: int(value or 0) for field, value in zip(TRAFFIC_FIELDS, values)}
+
+    # --- metering buckets ---
+
+    async def _bucket(self, app_id: int, hour: int, mode: str, fields: dict[str, int | float]) -> None:
+        args = [self._key(app_id, "usage", ""), int(hour), USAGE_KEEP_SECONDS, mode]
+        for field, value in fields.items():
+            # A "." tells the script to add a float (tab_seconds); the others are integers.
+            args += [field, f"{value:.6f}" if isinstance(value, float) else int(value)]
+        await self._scripts["bucket"](keys=[self._key(app_id, "usage")], args=args)
+
+    async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
+                        logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0) -> None:
+        await self._bucket(app_id, hour, "add", {
+            "messages": messages, "deliveries": deliveries, "bytes": bytes_sent,
+            "logical_deliveries": logical_deliveries, "logical_bytes": logical_bytes,
+            "tab_seconds": float(tab_seconds)})
+
+    async def note_peaks(self, app_id: int, hour: int, sockets: int, tabs: int) -> None:
+        await self._bucket(app_id, hour, "max", {"peak_sockets": sockets, "peak_tabs": tabs})
+
+    async def usage(self, app_id: int, since_hour: int) -> list[dict[str, int]]:
+        buckets = await self._scripts["usage"](
+            keys=[self._key(app_id, "usage")], args=[self._key(app_id, "usage", ""), int(since_hour)])
+        return [_bucket_dict(flat) for flat in buckets]
+
+
+def _bucket_dict(flat: list[bytes]) -> dict[str, Any]:
+    """A bucket as MemoryState returns it: every field present, tab_seconds a float."""
+    stored = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+    bucket: dict[str, Any] = {"hour": int(stored["hour"])}
+    for field in (*TRAFFIC_FIELDS, "peak_sockets", "peak_tabs"):
+        bucket[field] = int(stored.get(field, 0))
+    bucket["tab_seconds"] = float(stored.get("tab_seconds", 0.0))
+    return bucket
+
+
+_conforms: type[ClusterState] = RedisState

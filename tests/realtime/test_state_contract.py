@@ -1,0 +1,285 @@
+"""The ClusterState contract, run against every backend (like Django's SessionTestsMixin).
+
+``StateContract`` holds what any backend must do for one process; ``TestSharedRedisState``
+adds what only a shared backend can show: several nodes agreeing, dead nodes ignored, and
+the heartbeat healing entries that Redis lost.
+"""
+
+import asyncio
+import uuid
+
+import pytest
+from redis import asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from service.realtime.state import CachedEvent, Member
+from service.realtime.state.memory import MemoryState
+from service.realtime.state.redis import RedisState
+from tests.support.processes import RedisProcess
+
+APP, OTHER_APP = 7, 8
+HOUR = 490_000
+
+
+def redis_state(url: str, prefix: str, node_ttl: float = 30) -> RedisState:
+    return RedisState(url=url, prefix=prefix, node_ttl=node_ttl)
+
+
+async def wipe(url: str, prefix: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def state(request):
+    if request.param == "memory":
+        backend = MemoryState()
+        await backend.start()
+        yield backend
+        await backend.stop()
+        return
+    url = request.getfixturevalue("redis_url")
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    backend = redis_state(url, prefix)
+    await backend.start()
+    yield backend
+    await backend.stop()
+    await wipe(url, prefix)
+
+
+class StateContract:
+    async def test_subscription_counts_are_per_socket(self, state):
+        assert await state.add_subscription(APP, "news", "1.1") == 1
+        assert await state.add_subscription(APP, "news", "1.2") == 2
+        assert await state.add_subscription(APP, "news", "1.2") == 2  # the same socket twice counts once
+        assert await state.subscription_count(APP, "news") == 2
+        assert await state.remove_subscription(APP, "news", "1.1") == 1
+        assert await state.remove_subscription(APP, "news", "9.9") == 1  # never subscribed: no change
+        assert await state.remove_subscription(APP, "news", "1.2") == 0
+        assert await state.subscription_count(APP, "news") == 0
+        assert await state.remove_subscription(APP, "news", "1.2") == 0
+
+    async def test_channels_lists_occupied_channels_by_prefix(self, state):
+        await state.add_subscription(APP, "presence-room", "1.1")
+        await state.add_subscription(APP, "presence-room", "1.2")
+        await state.add_subscription(APP, "news", "1.1")
+        await state.add_subscription(APP, "gone", "1.3")
+        await state.remove_subscription(APP, "gone", "1.3")
+        assert await state.channels(APP) == {"presence-room": 2, "news": 1}
+        assert await state.channels(APP, "presence-") == {"presence-room": 2}
+        assert await state.channels(APP, "private-") == {}
+
+    async def test_presence_reports_first_and_last_socket_of_a_user(self, state):
+        alice = Member("alice", {"name": "Alice"})
+        assert await state.add_member(APP, "presence-r", "1.1", alice) is True
+        assert await state.add_member(APP, "presence-r", "1.2", alice) is False
+        assert await state.add_member(APP, "presence-r", "1.3", Member(2)) is True
+        assert await state.remove_member(APP, "presence-r", "1.1", "alice") is False
+        assert await state.remove_member(APP, "presence-r", "1.2", "alice") is True
+        assert await state.remove_member(APP, "presence-r", "1.2", "alice") is False
+        assert await state.remove_member(APP, "presence-r", "1.9", "nobody") is False
+
+    async def test_members_keep_ids_and_info_as_given(self, state):
+        await state.add_member(APP, "presence-r", "1.1", Member("alice", {"name": "Alice", "n": [1, 2]}))
+        await state.add_member(APP, "presence-r", "1.2", Member(2, None))
+        assert await state.add_member(APP, "presence-r", "1.3", Member("2")) is False  # 2 and "2": one user
+        members = await state.members(APP, "presence-r")
+        assert members == {"alice": Member("alice", {"name": "Alice", "n": [1, 2]}), "2": Member(2, None)}
+        assert await state.members(APP, "presence-empty") == {}
+
+    async def test_connection_counts_add_up_deltas(self, state):
+        await state.connections_changed(APP, 1, 1)
+        await state.connections_changed(APP, 1, 3)
+        assert await state.connection_counts(APP) == (2, 4)
+        await state.connections_changed(APP, 0, -2)
+        assert await state.connection_counts(APP) == (2, 2)
+        await state.connections_changed(APP, -2, -2)
+        assert await state.connection_counts(APP) == (0, 0)
+        assert await state.connection_counts(OTHER_APP) == (0, 0)
+
+    async def test_cache_keeps_the_last_event_with_its_ttl(self, state):
+        assert await state.cache_get(APP, "cache-x") is None
+        await state.cache_set(APP, "cache-x", CachedEvent('{"frame":1}', "a", "1", 60))
+        await state.cache_set(APP, "cache-x", CachedEvent('{"frame":2}', "b", "2", 60))
+        cached = await state.cache_get(APP, "cache-x")
+        assert (cached.frame, cached.event, cached.data) == ('{"frame":2}', "b", "2")
+        assert 0 < cached.ttl <= 60
+
+    async def test_traffic_totals_accumulate(self, state):
+        assert await state.traffic_totals(APP) == dict.fromkeys(
+            ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes"), 0)
+        await state.add_traffic(APP, 1, 10, 100)
+        await state.add_traffic(APP, 2, 20, 200, logical_deliveries=30, logical_bytes=300)
+        assert await state.traffic_totals(APP) == {
+            "messages": 3, "deliveries": 30, "bytes": 300, "logical_deliveries": 30, "logical_bytes": 300}
+
+    async def test_usage_buckets_add_counts_and_keep_peaks(self, state):
+        await state.add_usage(APP, HOUR, 1, 2, 3, 4, 5, 1.5)
+        await state.add_usage(APP, HOUR, 1, 2, 3, 4, 5, 2.25)
+        await state.note_peaks(APP, HOUR, 5, 9)
+        await state.note_peaks(APP, HOUR, 3, 12)
+        await state.note_peaks(APP, HOUR + 1, 1, 1)
+        assert await state.usage(APP, HOUR) == [
+            {"hour": HOUR, "messages": 2, "deliveries": 4, "bytes": 6, "logical_deliveries": 8,
+             "logical_bytes": 10, "tab_seconds": 3.75, "peak_sockets": 5, "peak_tabs": 12},
+            {"hour": HOUR + 1, "messages": 0, "deliveries": 0, "bytes": 0, "logical_deliveries": 0,
+             "logical_bytes": 0, "tab_seconds": 0.0, "peak_sockets": 1, "peak_tabs": 1},
+        ]
+        assert [b["hour"] for b in await state.usage(APP, HOUR + 1)] == [HOUR + 1]
+
+    async def test_usage_buckets_are_kept_48_hours(self, state):
+        await state.add_usage(APP, HOUR, 1, 1, 1)
+        await state.add_usage(APP, HOUR + 48, 1, 1, 1)
+        assert [b["hour"] for b in await state.usage(APP, 0)] == [HOUR, HOUR + 48]
+        await state.add_usage(APP, HOUR + 49, 1, 1, 1)
+        assert [b["hour"] for b in await state.usage(APP, 0)] == [HOUR + 48, HOUR + 49]
+
+    async def test_apps_never_see_each_other(self, state):
+        await state.add_subscription(APP, "shared-name", "1.1")
+        await state.add_member(APP, "presence-shared", "1.1", Member("alice"))
+        await state.connections_changed(APP, 1, 1)
+        await state.cache_set(APP, "cache-shared", CachedEvent("f", "e", "d", 60))
+        await state.add_traffic(APP, 1, 1, 1)
+        await state.add_usage(APP, HOUR, 1, 1, 1)
+        assert await state.channels(OTHER_APP) == {}
+        assert await state.subscription_count(OTHER_APP, "shared-name") == 0
+        assert await state.members(OTHER_APP, "presence-shared") == {}
+        assert await state.add_member(OTHER_APP, "presence-shared", "2.1", Member("alice")) is True
+        assert await state.connection_counts(OTHER_APP) == (0, 0)
+        assert await state.cache_get(OTHER_APP, "cache-shared") is None
+        assert (await state.traffic_totals(OTHER_APP))["messages"] == 0
+        assert await state.usage(OTHER_APP, 0) == []
+
+    async def test_usage_source_names_the_bucket_store(self, state):
+        assert state.usage_source
+
+
+class TestState(StateContract):
+    """Every backend, one process."""
+
+
+@pytest.mark.redis
+class TestSharedRedisState:
+    """Several nodes on one Redis behave as one server."""
+
+    @pytest.fixture
+    async def nodes(self, redis_url):
+        prefix = f"test-{uuid.uuid4().hex[:8]}"
+        made = []
+
+        async def make(**options) -> RedisState:
+            node = redis_state(redis_url, prefix, **options)
+            await node.start()
+            made.append(node)
+            return node
+
+        yield make
+        for node in made:
+            await node.stop()
+        await wipe(redis_url, prefix)
+
+    async def test_counts_add_up_across_nodes(self, nodes):
+        a, b = await nodes(), await nodes()
+        assert await a.add_subscription(APP, "news", "1.1") == 1
+        assert await b.add_subscription(APP, "news", "2.1") == 2
+        await a.connections_changed(APP, 1, 1)
+        await b.connections_changed(APP, 2, 5)
+        assert await a.channels(APP) == await b.channels(APP) == {"news": 2}
+        assert await a.connection_counts(APP) == await b.connection_counts(APP) == (3, 6)
+        assert await b.remove_subscription(APP, "news", "2.1") == 1
+
+    async def test_member_added_exactly_once_when_two_nodes_race(self, nodes):
+        a, b = await nodes(), await nodes()
+        for round_ in range(20):
+            channel = f"presence-race-{round_}"
+            firsts = await asyncio.gather(a.add_member(APP, channel, "1.1", Member("u")),
+                                          b.add_member(APP, channel, "2.1", Member("u")))
+            assert sorted(firsts) == [False, True]
+            lasts = await asyncio.gather(a.remove_member(APP, channel, "1.1", "u"),
+                                         b.remove_member(APP, channel, "2.1", "u"))
+            assert sorted(lasts) == [False, True]
+
+    async def test_member_removed_only_after_the_last_node_lets_go(self, nodes):
+        a, b = await nodes(), await nodes()
+        assert await a.add_member(APP, "presence-r", "1.1", Member("u", {"on": "a"})) is True
+        assert await b.add_member(APP, "presence-r", "2.1", Member("u", {"on": "b"})) is False
+        assert await a.remove_member(APP, "presence-r", "1.1", "u") is False
+        assert list(await a.members(APP, "presence-r")) == ["u"]
+        assert await b.remove_member(APP, "presence-r", "2.1", "u") is True
+        assert await a.members(APP, "presence-r") == {}
+
+    async def test_stop_removes_the_nodes_entries(self, nodes):
+        a, b = await nodes(), await nodes()
+        await b.add_subscription(APP, "news", "2.1")
+        await b.add_member(APP, "presence-r", "2.1", Member("u"))
+        await b.connections_changed(APP, 1, 1)
+        await b.stop()
+        assert await a.channels(APP) == {}
+        assert await a.members(APP, "presence-r") == {}
+        assert await a.connection_counts(APP) == (0, 0)
+
+    async def test_a_node_whose_heartbeat_expired_is_ignored(self, nodes, redis_url):
+        a, dead = await nodes(), await nodes()
+        await dead.add_subscription(APP, "news", "2.1")
+        await dead.add_member(APP, "presence-r", "2.1", Member("u"))
+        await dead.connections_changed(APP, 1, 1)
+        dead._heartbeat_task.cancel()  # as if killed with -9: no more heartbeats, no cleanup
+        client = aioredis.Redis.from_url(redis_url)
+        await client.zadd(a._nodes_key, {dead.node_id: 0})  # its expiry time has passed
+        await client.aclose()
+        assert await a.channels(APP) == {}
+        assert await a.subscription_count(APP, "news") == 0
+        assert await a.members(APP, "presence-r") == {}
+        assert await a.connection_counts(APP) == (0, 0)
+        assert await a.add_member(APP, "presence-r", "1.1", Member("u")) is True
+
+    async def test_entries_expire_without_heartbeat(self, nodes, redis_url):
+        a, dead = await nodes(), await nodes(node_ttl=1)
+        await dead.add_subscription(APP, "news", "2.1")
+        dead._heartbeat_task.cancel()
+        client = aioredis.Redis.from_url(redis_url)
+        ttls = [await client.pttl(key) async for key in client.scan_iter(match=f"{dead.prefix}:*:{dead.node_id}*")]
+        await client.aclose()
+        assert ttls and all(0 < ttl <= 1000 for ttl in ttls)
+
+    async def test_heartbeat_rewrites_what_redis_lost(self, nodes, redis_url):
+        a, b = await nodes(), await nodes()
+        await b.add_subscription(APP, "news", "2.1")
+        await b.add_member(APP, "presence-r", "2.1", Member("u", {"x": 1}))
+        await b.connections_changed(APP, 1, 2)
+        await wipe(redis_url, a.prefix)  # what a Redis restart without persistence does
+        assert await a.channels(APP) == {}
+        await a._heartbeat()
+        await b._heartbeat()
+        assert await a.channels(APP) == {"news": 1}
+        assert await a.members(APP, "presence-r") == {"u": Member("u", {"x": 1})}
+        assert await a.connection_counts(APP) == (1, 2)
+
+    async def test_writes_while_redis_is_away_are_published_on_reconnect(self):
+        server = RedisProcess().start()
+        try:
+            a, b = redis_state(server.url, "away"), redis_state(server.url, "away")
+            await a.start()
+            await b.start()
+            await a.add_subscription(APP, "news", "1.1")
+            await a.add_subscription(APP, "old", "1.1")
+            server.stop()
+            # The socket path keeps working on local truth; reads (the HTTP API) fail.
+            assert await a.add_subscription(APP, "news", "1.2") == 2
+            assert await a.remove_subscription(APP, "old", "1.1") == 0
+            assert await a.add_member(APP, "presence-r", "1.2", Member("u")) is True
+            await a.connections_changed(APP, 2, 2)
+            with pytest.raises(RedisConnectionError):
+                await b.channels(APP)
+            server.start()
+            await a._heartbeat()
+            assert await b.channels(APP) == {"news": 2}
+            assert list(await b.members(APP, "presence-r")) == ["u"]
+            assert await b.connection_counts(APP) == (2, 2)
+            await a.stop()
+            await b.stop()
+        finally:
+            server.stop()
