@@ -91,4 +91,5 @@ async def test_sigterm_closes_sockets_with_4200():
     server.proc.send_signal(signal.SIGTERM)
     for client in clients:
         assert (await client.closed(timeout=10))[0] == 4200
-    assert await asyncio.to_thread(server.proc.wait, 15) == 0
+    # uvicorn re-raises the signal after its graceful shutdown, so "killed by SIGTERM" is a clean exit.
+    assert await asyncio.to_thread(server.proc.wait, 15) in (0, -signal.SIGTERM)
