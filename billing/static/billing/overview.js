@@ -1,0 +1,105 @@
+// App usage page: live charts fed by the metrics channel, history charts and savings from the usage API.
+(function () {
+  "use strict";
+
+  const { COLORS, timeChart, compact } = window.TabcastCharts;
+  const page = document.getElementById("overview").dataset;
+  const WINDOW = 300; // seconds of live history kept on screen
+
+  // --- live ---
+  const live = { t: [], sockets: [], tabs: [], messages: [], deliveries: [] };
+  const connectionsChart = timeChart(document.getElementById("live-connections"), [
+    { label: "Physical connections", color: COLORS.physical, stepped: true, fill: true },
+    { label: "Logical clients (tabs)", color: COLORS.logical, stepped: true },
+  ], { minMax: 4 });
+  const messagesChart = timeChart(document.getElementById("live-messages"), [
+    { label: "Messages / s", color: COLORS.messages, fill: true },
+    { label: "Frames / s", color: COLORS.deliveries },
+  ]);
+
+  function setText(id, value) {
+    document.getElementById(id).textContent = value;
+  }
+
+  function onMetrics(data) {
+    const sample = typeof data === "string" ? JSON.parse(data) : data;
+    const last = live.t[live.t.length - 1];
+    if (last !== undefined && sample.t <= last) return; // already plotted
+    live.t.push(sample.t);
+    live.sockets.push(sample.sockets);
+    live.tabs.push(sample.tabs);
+    live.messages.push(sample.messages_per_s ?? null);
+    live.deliveries.push(sample.deliveries_per_s ?? null);
+    while (live.t.length && live.t[0] < sample.t - WINDOW) Object.values(live).forEach((a) => a.shift());
+    connectionsChart.setData([live.t, live.sockets, live.tabs]);
+    messagesChart.setData([live.t, live.messages, live.deliveries]);
+    setText("kpi-sockets", sample.sockets);
+    setText("kpi-tabs", sample.tabs);
+    setText("kpi-saved", Math.max(sample.tabs - sample.sockets, 0));
+    if (sample.messages_per_s !== undefined) {
+      setText("kpi-rate", compact(sample.messages_per_s));
+      setText("kpi-deliveries", compact(sample.deliveries_per_s));
+    }
+  }
+
+  window.TabcastDashboard.subscribe(page.channel, "metrics", onMetrics);
+
+  // --- history and savings ---
+  const historyConnections = timeChart(document.getElementById("history-connections"), [
+    { label: "Peak physical", color: COLORS.physical, stepped: true, fill: true },
+    { label: "Peak logical", color: COLORS.logical, stepped: true },
+  ], { minMax: 4 });
+  const historyDeliveries = timeChart(document.getElementById("history-deliveries"), [
+    { label: "Frames sent", color: COLORS.deliveries, stepped: true, fill: true },
+    { label: "One socket per tab", color: COLORS.logicalDeliveries, stepped: true },
+    { label: "Messages", color: COLORS.messages, stepped: true },
+  ]);
+
+  function bytes(n) {
+    const units = ["B", "kB", "MB", "GB", "TB"];
+    let i = 0;
+    while (Math.abs(n) >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
+    return i === 0 ? `${Math.round(n)} B` : `${n.toFixed(1)} ${units[i]}`;
+  }
+
+  function formatSaving(value, unit) {
+    return unit === "bytes" ? bytes(value) : `${Math.round(value).toLocaleString()} ${unit}`;
+  }
+
+  function renderHistory(history) {
+    const x = history.points.map((p) => Date.parse(p.start) / 1000);
+    const col = (name) => history.points.map((p) => p[name]);
+    historyConnections.setData([x, col("peak_sockets"), col("peak_tabs")]);
+    historyDeliveries.setData([x, col("deliveries"), col("logical_deliveries"), col("messages")]);
+    const s = history.summary;
+    setText("history-totals", `${s.messages.toLocaleString()} messages, ${s.deliveries.toLocaleString()} frames ` +
+      `(${bytes(s.bytes)}) delivered; peaks of ${s.peak_sockets} connections and ${s.peak_tabs} tabs.`);
+    setText("savings-range", `Over the last ${history.range === "24h" ? "24 hours" : "30 days"}, from this app's real counters.`);
+    for (const saving of history.savings) {
+      const item = document.querySelector(`.saving[data-key="${saving.key}"]`);
+      item.querySelector(".saving__value").textContent = formatSaving(saving.value, saving.unit);
+      item.querySelector(".saving__sentence").textContent = saving.sentence;
+    }
+  }
+
+  function loadHistory(range) {
+    fetch(`${page.usageUrl}?range=${range}`, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.status))))
+      .then(renderHistory)
+      .catch(() => setText("history-totals", "Could not load the history; it will be retried."));
+  }
+
+  document.querySelectorAll(".segmented__item").forEach((button) => {
+    button.addEventListener("click", () => {
+      document.querySelectorAll(".segmented__item").forEach((b) => {
+        b.classList.toggle("is-active", b === button);
+        b.setAttribute("aria-pressed", String(b === button));
+      });
+      loadHistory(button.dataset.range);
+    });
+  });
+
+  renderHistory(JSON.parse(document.getElementById("initial-history").textContent));
+  // History moves slowly: refresh it every minute for the range shown.
+  setInterval(() => loadHistory(document.querySelector(".segmented__item.is-active").dataset.range), 60000);
+})();

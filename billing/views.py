@@ -1,0 +1,95 @@
+"""Dashboard pages for one app: live overview, debug console; plus the dashboard's channel auth."""
+
+import re
+
+from django.contrib import messages
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from service.api.engine import on_node
+from service.api.errors import BackendUnavailable
+from service.realtime import signatures
+from service.realtime.tenancy import get_app_sync
+from tenants.access import tenant_app
+from tenants.services import apps_of, tenant_of
+
+from . import usage
+from .dashboard_app import dashboard_app, debug_channel, metrics_channel, watched_app_id
+from .debug_stream import INTERVAL, MAX_EVENTS
+from .forms import TestEventForm
+
+SOCKET_ID = re.compile(r"^\d+\.\d+$")
+
+
+def _realtime_context(request, app) -> dict:
+    """What the page's Tabcast client needs: the dashboard app's key and this server's host."""
+    return {"app": app, "dashboard_key": dashboard_app().key, "realtime_host": request.get_host(),
+            "metrics_channel": metrics_channel(app.id), "debug_channel": debug_channel(app.id)}
+
+
+@tenant_app
+def overview(request, app):
+    history = usage.history(app.id, "24h")
+    return render(request, "billing/overview.html", {
+        **_realtime_context(request, app), "savings": history["savings"],
+        "initial_history": history, "live": _live_or_none(app.id)})
+
+
+def _live_or_none(app_id: int) -> dict | None:
+    try:
+        return usage.live(app_id)
+    except BackendUnavailable:
+        return None
+
+
+@tenant_app
+def console(request, app):
+    return render(request, "billing/console.html", {
+        **_realtime_context(request, app), "form": TestEventForm(max_bytes=app.max_message_bytes),
+        "max_per_second": int(MAX_EVENTS / INTERVAL)})
+
+
+@require_POST
+@tenant_app
+def publish_test_event(request, app):
+    """Publish the console's test event to the app, as its server would."""
+    form = TestEventForm(request.POST, max_bytes=app.max_message_bytes)
+    wants_json = request.accepts("application/json") and not request.accepts("text/html")
+    if not form.is_valid():
+        if wants_json:
+            return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+        return render(request, "billing/console.html", {**_realtime_context(request, app), "form": form},
+                      status=400)
+    info = get_app_sync(app_id=app.id)
+    channel, event, data = (form.cleaned_data[k] for k in ("channel", "event", "data"))
+    try:
+        on_node(lambda node: node.publish(info, [channel], event, data))
+    except BackendUnavailable:
+        if wants_json:
+            return JsonResponse({"error": "The realtime backend is unavailable; try again"}, status=503)
+        messages.error(request, "The realtime backend is unavailable; try again.")
+        return redirect("billing:console", app_id=app.id)
+    if wants_json:
+        return JsonResponse({"published": {"channel": channel, "event": event}})
+    messages.success(request, f"Published {event} on {channel}.")
+    return redirect("billing:console", app_id=app.id)
+
+
+@require_POST
+def realtime_auth(request):
+    """Sign a dashboard channel subscription, only for an app of the user's own tenant."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Log in first"}, status=403)
+    socket_id, channel = request.POST.get("socket_id", ""), request.POST.get("channel_name", "")
+    if not SOCKET_ID.match(socket_id):
+        return JsonResponse({"error": "Invalid socket_id"}, status=400)
+    app_id = watched_app_id(channel)
+    tenant = tenant_of(request.user)
+    if app_id is None or tenant is None or not apps_of(tenant).filter(pk=app_id).exists():
+        return JsonResponse({"error": "Not allowed to watch this channel"}, status=403)
+    dashboard = dashboard_app()
+    signature = signatures.sign(dashboard.secret, signatures.channel_auth_message(socket_id, channel, None))
+    return JsonResponse({"auth": f"{dashboard.key}:{signature}"})
+
+
