@@ -45,6 +45,7 @@ class Node:
         self.broker = LayerBroker(layer or get_channel_layer(), self.on_message)
         self.loop = asyncio.get_running_loop()
         self._tasks: list[asyncio.Task] = []
+        self._joins: dict[tuple[int, str], asyncio.Future] = {}  # group joins in flight
         self._started = False
         self.accepting = True
         # Observers of what happens on each app (the dashboard's debug console); called
@@ -166,13 +167,34 @@ class Node:
         await self._join_local(conn.app.id, channel_names.user_channel(user_id), conn)
 
     async def _join_local(self, app_id: int, channel: str, conn: Connection) -> None:
-        if self.hub.subscribe(app_id, channel, conn):
-            try:
-                await self.broker.join(group_name(app_id, channel))
-            except Exception:
-                self.hub.unsubscribe(app_id, channel, conn)
-                conn.channels.pop(channel, None)
-                raise
+        """Add a local subscriber; the first one makes this process join the channel's group.
+
+        Later subscribers that arrive while that join is in flight wait for it, so nobody is
+        told "subscribed" before this process actually receives the channel's publishes.
+        """
+        key = (app_id, channel)
+        if not self.hub.subscribe(app_id, channel, conn):
+            pending = self._joins.get(key)
+            if pending is not None:
+                try:
+                    await asyncio.shield(pending)
+                except Exception:
+                    self.hub.unsubscribe(app_id, channel, conn)
+                    conn.channels.pop(channel, None)
+                    raise
+            return
+        joined = self._joins[key] = self.loop.create_future()
+        try:
+            await self.broker.join(group_name(app_id, channel))
+            joined.set_result(None)
+        except Exception as exc:
+            joined.set_exception(exc)
+            joined.exception()  # retrieved here: waiters re-raise it themselves
+            self.hub.unsubscribe(app_id, channel, conn)
+            conn.channels.pop(channel, None)
+            raise
+        finally:
+            del self._joins[key]
 
     async def _leave_local(self, app_id: int, channel: str, conn: Connection) -> None:
         if self.hub.unsubscribe(app_id, channel, conn):
