@@ -1,0 +1,71 @@
+"""Who can reach what: anonymous users go to log in, and another tenant's app is always a 404."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tenants.models import App
+
+pytestmark = pytest.mark.django_db
+
+DASHBOARD_URLS = ["tenants:app_list", "tenants:app_new", "tenants:team"]
+
+# Every per-app URL, with the method(s) it answers and a POST body that would change something.
+APP_URLS = [
+    ("tenants:app_detail", "get", {}),
+    ("tenants:app_settings", "get", {}),
+    ("tenants:app_settings", "post", {"name": "Hijacked", "max_message_bytes": 2048, "allowed_origins": "",
+                                      "client_events": "on"}),
+    ("tenants:app_reveal", "post", {}),
+    ("tenants:app_rotate", "post", {}),
+    ("tenants:app_expire_previous", "post", {}),
+    ("tenants:app_status", "post", {"enabled": "0"}),
+    ("tenants:app_delete", "get", {}),
+    ("tenants:app_delete", "post", {"confirm_name": "Bob production"}),
+]
+
+
+@pytest.mark.parametrize("name", DASHBOARD_URLS)
+def test_anonymous_users_are_sent_to_log_in(name):
+    url = reverse(name)
+    response = Client().get(url)
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('tenants:login')}?next={url}"
+
+
+@pytest.mark.parametrize(("name", "method", "data"), APP_URLS)
+def test_anonymous_users_cannot_touch_an_app(name, method, data, bob_app):
+    url = reverse(name, args=[bob_app.id])
+    response = getattr(Client(), method)(url, data)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("tenants:login"))
+
+
+@pytest.mark.parametrize(("name", "method", "data"), APP_URLS)
+def test_another_tenants_app_is_a_404_and_stays_unchanged(name, method, data, alice_client, bob_app):
+    before = App.objects.values().get(id=bob_app.id)
+    response = getattr(alice_client, method)(reverse(name, args=[bob_app.id]), data)
+    assert response.status_code == 404
+    assert bob_app.secret not in response.content.decode()
+    assert App.objects.values().get(id=bob_app.id) == before
+
+
+def test_app_list_shows_only_the_tenants_own_apps(alice_client, alice_app, bob_app):
+    page = alice_client.get(reverse("tenants:app_list")).content.decode()
+    assert alice_app.name in page and alice_app.key in page
+    assert bob_app.name not in page and bob_app.key not in page
+
+
+def test_a_teammate_sees_the_teams_apps(make_user, alice, alice_app):
+    from tenants import services
+    from tenants.models import Membership
+
+    carol = make_user("carol@example.com")
+    Membership.objects.filter(user=carol).update(tenant=services.tenant_of(alice), role="member")
+    client = Client()
+    client.force_login(carol)
+    assert client.get(reverse("tenants:app_detail", args=[alice_app.id])).status_code == 200
+
+
+def test_unknown_app_id_is_a_404(alice_client):
+    assert alice_client.get(reverse("tenants:app_detail", args=[999999])).status_code == 404
