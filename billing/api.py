@@ -29,8 +29,7 @@ class LiveSerializer(serializers.Serializer):
     totals = TrafficTotalsSerializer(help_text="Running totals since the live state started")
 
 
-class UsagePointSerializer(serializers.Serializer):
-    start = serializers.DateTimeField(help_text="Start of the hour or day (UTC)")
+class UsageCountersSerializer(serializers.Serializer):
     messages = serializers.IntegerField()
     deliveries = serializers.IntegerField()
     bytes = serializers.IntegerField()
@@ -39,6 +38,10 @@ class UsagePointSerializer(serializers.Serializer):
     tab_seconds = serializers.FloatField()
     peak_sockets = serializers.IntegerField()
     peak_tabs = serializers.IntegerField()
+
+
+class UsagePointSerializer(UsageCountersSerializer):
+    start = serializers.DateTimeField(help_text="Start of the hour or day (UTC)")
 
 
 class SavingSerializer(serializers.Serializer):
@@ -54,7 +57,7 @@ class UsageSerializer(serializers.Serializer):
     range = serializers.ChoiceField(list(usage.RANGES))
     granularity = serializers.ChoiceField(["hour", "day"])
     points = UsagePointSerializer(many=True)
-    summary = UsagePointSerializer(help_text="Counters summed over the range; peaks are the highest")
+    summary = UsageCountersSerializer(help_text="Counters summed over the range; peaks are the highest")
     savings = SavingSerializer(many=True)
 
 
