@@ -1,0 +1,310 @@
+// The public client, named like pusher-js: `new Tabcast(key, options)`, subscribe/unsubscribe,
+// bind/bind_global, channel.trigger, presence members, signin + user.bind, connection states.
+// A Tabcast instance is one "tab" of the hub it is linked to; it keeps the list of channels
+// it wants and re-sends that list (hello) whenever the hub asks or comes back.
+
+import {
+  HEARTBEAT_MS, MISSED_PINGS_LIMIT, PROTOCOL_VERSION, USER_CHANNEL, randomId,
+} from '../shared/protocol.js';
+import { authenticateUser, authorizeChannel } from './auth.js';
+import { Channel, PresenceChannel } from './channel.js';
+import { Dispatcher } from './dispatcher.js';
+import { resolveOptions } from './options.js';
+import { candidateTransports, openTransport } from './transports.js';
+
+class ConnectionView extends Dispatcher {
+  constructor() {
+    super();
+    this.state = 'initialized';
+    this.socket_id = null;
+  }
+
+  _set(current, socketId) {
+    this.socket_id = current === 'connected' ? socketId : null;
+    const previous = this.state;
+    if (previous === current) return;
+    this.state = current;
+    this.emit('state_change', { previous, current });
+    this.emit(current);
+  }
+}
+
+export class Tabcast {
+  constructor(key, options = {}) {
+    this.key = key;
+    this.options = resolveOptions(key, options);
+    this.tab = randomId();
+    this.connection = new ConnectionView();
+    this.channels = new Map();
+    this.global = new Dispatcher();
+    this.user = new Dispatcher();
+    this.user.user_data = null;
+    this.signinRequested = false;
+    this.link = null;
+    this.transport = null; // which transport is in use, once linked
+    this.suspended = false;
+    this.lastPing = Date.now();
+    this._handshake = null;
+    this._lifecycle();
+    this.connect();
+  }
+
+  // --- pusher-js API ---
+
+  subscribe(name) {
+    let channel = this.channels.get(name);
+    if (channel) return channel;
+    channel = name.startsWith('presence-') ? new PresenceChannel(name, this) : new Channel(name, this);
+    this.channels.set(name, channel);
+    if (name.startsWith('private-encrypted-')) {
+      queueMicrotask(() => channel._failed({ type: 'UnsupportedFeature', error: 'Encrypted channels are not supported by the Tabcast SDK yet', status: 0 }));
+      return channel;
+    }
+    this._post({ t: 'subscribe', channel: name });
+    return channel;
+  }
+
+  unsubscribe(name) {
+    const channel = this.channels.get(name);
+    if (!channel) return;
+    this.channels.delete(name);
+    channel.subscribed = false;
+    channel.subscriptionCancelled = true;
+    this._post({ t: 'unsubscribe', channel: name });
+  }
+
+  channel(name) {
+    return this.channels.get(name);
+  }
+
+  allChannels() {
+    return [...this.channels.values()];
+  }
+
+  bind(event, fn, context) {
+    this.global.bind(event, fn, context);
+    return this;
+  }
+
+  unbind(event, fn, context) {
+    this.global.unbind(event, fn, context);
+    return this;
+  }
+
+  bind_global(fn) {
+    this.global.bind_global(fn);
+    return this;
+  }
+
+  unbind_global(fn) {
+    this.global.unbind_global(fn);
+    return this;
+  }
+
+  /** Authenticate the user (userAuthentication endpoint or customHandler); user events then
+   * arrive on `tabcast.user.bind(...)`. */
+  signin() {
+    if (this.signinRequested) return;
+    this.signinRequested = true;
+    this._post({ t: 'subscribe', channel: USER_CHANNEL });
+  }
+
+  /** (Re)join the shared connection; called by the constructor. */
+  connect() {
+    if (this.link || this._handshake) return;
+    this.connection._set('connecting');
+    this._handshake = this._linkUp().finally(() => { this._handshake = null; });
+  }
+
+  /** This tab leaves the shared connection (the socket closes when no tab is left). */
+  disconnect() {
+    this._post({ t: 'bye' });
+    this.link?.close();
+    this.link = null;
+    for (const channel of this.channels.values()) channel.subscribed = false;
+    this.connection._set('disconnected');
+  }
+
+  // --- link management ---
+
+  async _linkUp() {
+    let candidates;
+    try {
+      candidates = candidateTransports(this.options.transport);
+    } catch (err) {
+      return this._fail(err);
+    }
+    for (const name of candidates) {
+      let link = null;
+      try {
+        link = await openTransport(name, {
+          options: this.options, tab: this.tab,
+          onMessage: (msg) => this._receive(link, msg),
+          onFailure: (err) => this._linkFailed(link, err),
+        });
+        await this._greet(link);
+        this.transport = name;
+        return;
+      } catch (err) {
+        link?.close();
+        if (this.link === link) this.link = null;
+        this.lastError = err;
+      }
+    }
+    this._fail(this.lastError);
+  }
+
+  // Say hello and wait for the hub's welcome (or refusal) before trusting the link.
+  _greet(link) {
+    this.link = link;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${link.name}: no answer from the hub`)),
+        this.options.handshakeTimeoutMs);
+      link.greeting = {
+        accept: () => { clearTimeout(timer); resolve(); },
+        refuse: (err) => { clearTimeout(timer); reject(err); },
+      };
+      this._hello();
+    });
+  }
+
+  _linkFailed(link, err) {
+    if (link?.greeting) link.greeting.refuse(err);
+    else if (link && link === this.link) {
+      // A link that worked broke (e.g. the worker died): start over, with fallbacks.
+      this.link.close();
+      this.link = null;
+      this.connect();
+    }
+  }
+
+  _fail(err) {
+    this.lastError = err;
+    this.connection._set('failed');
+    this.connection.emit('error', { type: 'TabcastError', error: String(err?.message || err) });
+  }
+
+  _hello() {
+    const channels = [...this.channels.keys()].filter((n) => !n.startsWith('private-encrypted-'));
+    if (this.signinRequested) channels.push(USER_CHANNEL);
+    this.link?.post({ t: 'hello', tab: this.tab, v: PROTOCOL_VERSION, url: this.options.wsUrl, channels });
+  }
+
+  _post(msg) {
+    if (!this.link || this.suspended) return false; // the next hello carries our state
+    this.link.post({ ...msg, tab: this.tab });
+    return true;
+  }
+
+  // --- messages from the hub ---
+
+  _receive(link, msg) {
+    if (link !== this.link || !msg) return;
+    switch (msg.t) {
+      case 'welcome':
+        link.greeting?.accept();
+        link.greeting = null;
+        this.lastPing = Date.now();
+        this.connection._set(msg.current, msg.socket_id);
+        break;
+      case 'mismatch':
+        link.greeting?.refuse(new Error(`hub speaks protocol ${msg.v}, this tab ${PROTOCOL_VERSION}`));
+        break;
+      case 'identify': this._hello(); break;
+      case 'ping':
+        this.lastPing = Date.now();
+        this._post({ t: 'pong' });
+        break;
+      case 'state': this.connection._set(msg.current, msg.socket_id); break;
+      case 'authorize': this._authorize(msg); break;
+      case 'subscribed': this._subscribed(msg); break;
+      case 'sub_error': this.channels.get(msg.channel)?._failed(msg.error); break;
+      case 'event': this._event(msg); break;
+      case 'error': this.connection.emit('error', { type: 'PusherError', data: msg.data }); break;
+      default: break;
+    }
+  }
+
+  async _authorize({ channel, socket_id: socketId }) {
+    const isUser = channel === USER_CHANNEL;
+    try {
+      const result = isUser
+        ? await authenticateUser(this.options.userAuthentication, socketId)
+        : await authorizeChannel(this.options.channelAuthorization, socketId, channel);
+      const channelData = isUser ? result.user_data : result.channel_data;
+      this._post({ t: 'authorized', channel, socket_id: socketId, auth: result.auth, channel_data: channelData });
+    } catch (err) {
+      this._post({ t: 'auth_failed', channel,
+        error: { type: 'AuthError', error: String(err?.message || err), status: err?.status ?? 0 } });
+    }
+  }
+
+  _subscribed({ channel: name, data, me }) {
+    if (name === USER_CHANNEL) {
+      this.user.user_data = parseData(data?.user_data);
+      this.user.emit('pusher:signin_success', this.user.user_data);
+      return;
+    }
+    this.channels.get(name)?._subscribed(data, me);
+  }
+
+  _event({ channel: name, event, data: raw, user_id: userId }) {
+    const data = parseData(raw);
+    const metadata = userId === undefined ? {} : { user_id: userId };
+    if (name.startsWith('#server-to-user-')) {
+      this.user.emit(event, data, metadata);
+      return;
+    }
+    const channel = this.channels.get(name);
+    if (!channel) return;
+    channel._event(event, data, metadata);
+    if (!event.startsWith('pusher_internal:')) this.global.emit(event, data, { ...metadata, channel: name });
+  }
+
+  // --- page lifecycle ---
+
+  _lifecycle() {
+    if (typeof addEventListener !== 'function') return;
+    addEventListener('pagehide', (e) => (e.persisted ? this._suspend() : this._post({ t: 'bye' })));
+    addEventListener('pageshow', (e) => e.persisted && this._resume());
+    document.addEventListener('freeze', () => this._suspend());
+    document.addEventListener('resume', () => this._resume());
+    // A hub that forgot us (restarted worker, new leader that missed us) stops pinging:
+    // say hello again, which re-registers this tab and its channels.
+    setInterval(() => {
+      if (this.link && !this.suspended && !this._handshake
+          && Date.now() - this.lastPing > HEARTBEAT_MS * (MISSED_PINGS_LIMIT + 1)) {
+        this.lastPing = Date.now();
+        this._hello();
+      }
+    }, HEARTBEAT_MS);
+  }
+
+  // Entering the back/forward cache: stop the hub posting to us (that would evict the page).
+  _suspend() {
+    if (this.suspended || !this.link) return;
+    this._post({ t: 'suspend' });
+    this.suspended = true;
+    this.link.suspend?.();
+    for (const channel of this.channels.values()) channel.subscribed = false;
+  }
+
+  _resume() {
+    if (!this.suspended) return;
+    this.suspended = false;
+    this.link?.resume?.();
+    this.lastPing = Date.now();
+    this._hello();
+  }
+}
+
+// Server event data is a string holding JSON (Pusher's double encoding); client events may
+// carry objects. pusher-js hands callbacks parsed JSON, or the raw string if it is not JSON.
+function parseData(data) {
+  if (typeof data !== 'string') return data;
+  try {
+    return JSON.parse(data);
+  } catch {
+    return data;
+  }
+}

@@ -1,0 +1,50 @@
+"""The browser SDK at versioned URLs: /sdk/v1/tabcast.js, the SharedWorker script and the
+hidden iframe ("frame") that hosts the worker for pages on other origins."""
+
+import re
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.http import require_safe
+
+from service.realtime.tenancy import get_app_sync
+
+from .assets import DIST_DIR, file_response, sdk_version
+
+SDK_FILES = frozenset({
+    "tabcast.js", "tabcast.js.map", "tabcast.mjs", "tabcast.mjs.map",
+    "worker.js", "worker.js.map", "frame.js", "frame.js.map",
+})
+KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+@require_safe
+def sdk_file(request, name: str) -> HttpResponse:
+    if name not in SDK_FILES:
+        raise Http404("No such SDK file")
+    return file_response(request, DIST_DIR / name)
+
+
+def app_from_key(request):
+    """The app named by ?key=, or 404 (the key is public; it identifies, it does not authorize)."""
+    key = request.GET.get("key", "")
+    app = get_app_sync(key=key) if KEY.match(key) else None
+    if app is None or not app.enabled:
+        raise Http404("Unknown app key")
+    return app
+
+
+@require_safe
+@xframe_options_exempt  # this page exists to be framed, by the sites the app allows
+def frame(request) -> HttpResponse:
+    app = app_from_key(request)
+    response = render(request, "sdk/frame.html", {"version": sdk_version()})
+    ancestors = " ".join(app.allowed_origins) if app.allowed_origins else "*"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; worker-src 'self'; "
+        f"frame-ancestors {ancestors}"
+    )
+    response["Cache-Control"] = "private, max-age=60"
+    response["Referrer-Policy"] = "no-referrer"
+    return response

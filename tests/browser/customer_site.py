@@ -1,0 +1,123 @@
+"""A customer's web site on another origin: a page that includes Tabcast with one
+<script> tag, and the customer's own backend auth endpoints (which hold the app secret,
+as a real customer backend does; the browser never sees it)."""
+
+import json
+import threading
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from service.realtime import signatures
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Customer tab</title></head>
+<body>
+<p id="status">loading</p>
+<script src="{tabcast}/sdk/v1/tabcast.js"></script>
+<script>
+  const params = new URLSearchParams(location.search);
+  if (params.get('user')) document.cookie = 'user=' + params.get('user') + '; path=/';
+  window.received = [];
+  window.states = [];
+  const options = {{ authEndpoint: '/pusher/auth', userAuthentication: {{ endpoint: '/pusher/user-auth' }},
+                    backoff: {{ min: 200, max: 2000 }} }};
+  if (params.get('transport')) options.transport = params.get('transport');
+  window.tabcast = new Tabcast(params.get('key'), options);
+  tabcast.connection.bind('state_change', (s) => {{
+    states.push(s.current);
+    document.getElementById('status').textContent = s.current;
+  }});
+  // Subscribe and record every event of `name` (and the subscription outcome).
+  window.listen = (name) => {{
+    const channel = tabcast.subscribe(name);
+    channel.bind_global((event, data, meta) => received.push({{ channel: name, event, data, meta }}));
+    return name;
+  }};
+  window.eventsOf = (name, event) => received.filter((r) => r.channel === name && r.event === event);
+</script>
+</body></html>
+"""
+
+
+class CustomerSite:
+    """Serves /tab.html?key=&transport=&user= and /pusher/auth, /pusher/user-auth for one app."""
+
+    def __init__(self, tabcast_http: str, app: dict, host: str = "127.0.0.1"):
+        self.tabcast_http = tabcast_http
+        self.app = app  # the customer's app: key and secret
+        self.host = host
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                if urlparse(self.path).path != "/tab.html":
+                    return self._send(404, "text/plain", b"not found")
+                body = PAGE.format(tabcast=site.tabcast_http).encode()
+                self._send(200, "text/html; charset=utf-8", body)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                cookie = SimpleCookie(self.headers.get("Cookie") or "")
+                user = cookie["user"].value if "user" in cookie else None
+                path = urlparse(self.path).path
+                result = site.authorize(path, form, user)
+                if result is None:
+                    return self._send(403, "application/json", b'{"error":"forbidden"}')
+                self._send(200, "application/json", json.dumps(result).encode())
+
+            def _send(self, status, content_type, body):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def url(self, **query) -> str:
+        from urllib.parse import urlencode
+
+        return f"{self.origin}/tab.html?{urlencode(query)}"
+
+    def authorize(self, path: str, form: dict, user: str | None) -> dict | None:
+        """What a customer backend does: sign for the logged-in user (from its cookie)."""
+        socket_id = form.get("socket_id", "")
+        app = self.app
+        if path == "/pusher/auth":
+            channel = form.get("channel_name", "")
+            if channel.startswith("private-forbidden"):
+                return None
+            channel_data = None
+            if channel.startswith("presence-"):
+                if user is None:
+                    return None
+                channel_data = json.dumps({"user_id": user, "user_info": {"name": user.title()}})
+            message = signatures.channel_auth_message(socket_id, channel, channel_data)
+            result = {"auth": f"{app['key']}:{signatures.sign(app['secret'], message)}"}
+            if channel_data:
+                result["channel_data"] = channel_data
+            return result
+        if path == "/pusher/user-auth" and user is not None:
+            user_data = json.dumps({"id": user, "user_info": {"name": user.title()}})
+            message = signatures.user_auth_message(socket_id, user_data)
+            return {"auth": f"{app['key']}:{signatures.sign(app['secret'], message)}", "user_data": user_data}
+        return None
+
+    def start(self) -> "CustomerSite":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
