@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
 
 urlpatterns = [
     path("", include("service.api.urls")),  # Pusher HTTP API, /publish, /healthz, /api/schema
@@ -7,4 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("billing.urls")),  # usage, metering pages and API
     path("", include("tenants.urls")),  # sign up, log in, apps
+    # The dashboard's few CSS/JS files, served by Django itself so the one-process embedded mode
+    # needs no separate web server (a CDN or proxy in front may cache them).
+    re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.*)$", serve_static, {"insecure": True}),
 ]
