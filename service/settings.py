@@ -124,11 +124,13 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     # redis-py 8 defaults (5 s socket timeout, pool cap 100) break long-lived pub/sub readers
     # (channels_redis#422): no read timeout, and a pool large enough for bursts of group_add.
+    # A short connect timeout lets publishes fail fast (HTTP 503) when Redis is unreachable.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_connect_timeout": 1,
+                           "max_connections": 1000}],
                 "prefix": "tabcast",
             },
         }
@@ -168,6 +170,8 @@ TABCAST = {
     # /metrics (Prometheus text): with a token, callers must send "Authorization: Bearer <token>";
     # without one, only loopback clients may read it.
     "METRICS_TOKEN": os.environ.get("TABCAST_METRICS_TOKEN", ""),
+    # Webhooks to loopback/private addresses are refused unless this is set (self-hosting, tests).
+    "WEBHOOKS_ALLOW_PRIVATE": _env_bool("TABCAST_WEBHOOKS_ALLOW_PRIVATE", False),
     # Presence/count entries of a process expire this long after its last heartbeat.
     "NODE_TTL": int(os.environ.get("TABCAST_NODE_TTL", "30")),
 }

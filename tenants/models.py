@@ -91,6 +91,9 @@ class App(models.Model):
     allowed_origins = models.TextField(
         blank=True, default="",
         help_text="One origin per line (https://example.com, *.example.com). Empty: any origin.")
+    webhook_url = models.URLField(
+        blank=True, default="", max_length=500,
+        help_text="Receives Pusher-format webhooks (channel occupied/vacated, members, client events, cache misses)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -23,6 +23,7 @@ def to_info(app: App) -> AppInfo:
         allowed_origins=app.origins, subscription_count=app.subscription_count,
         max_connections=_connection_limit(app.tenant_id), previous_secret=app.previous_secret,
         previous_secret_expires=expires, tenant_id=app.tenant_id,
+        webhook_url=app.webhook_url,
     )
 
 

@@ -22,6 +22,7 @@ from .connection import Connection
 from .hub import AppTraffic, Hub
 from .state import CachedEvent, Member, build_state
 from .tenancy import AppInfo
+from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Node:
                 log.exception("listener failed")
 
     async def start(self) -> None:
+        self.webhooks = WebhookSender()
         await self.state.start()
         await self.broker.start()
         self._tasks = [
@@ -81,6 +83,7 @@ class Node:
         await self._flush_traffic_once()
         await self.broker.stop()
         await self.state.stop()
+        await self.webhooks.close()
 
     # --- connections ---
 
@@ -94,7 +97,10 @@ class Node:
         if conn.socket_id not in self.hub.connections:
             return
         for channel in list(conn.channels):
-            await self.unsubscribe(conn, channel)
+            try:
+                await self.unsubscribe(conn, channel)
+            except Exception:  # noqa: BLE001 - e.g. Redis away: the socket must still leave the hub
+                log.warning("could not announce %s leaving %s", conn.socket_id, channel)
         if conn.user_id is not None:
             await self._leave_local(conn.app.id, channel_names.user_channel(conn.user_id), conn)
         self.hub.remove_connection(conn)
@@ -130,8 +136,12 @@ class Node:
         conn.channels[channel] = member
         await self._join_local(app.id, channel, conn)
         count = await self.state.add_subscription(app.id, channel, conn.socket_id)
+        if count == 1:
+            self.webhooks.send(app, {"name": "channel_occupied", "channel": channel})
         if member is not None:
             first = await self.state.add_member(app.id, channel, conn.socket_id, member)
+            if first:
+                self.webhooks.send(app, {"name": "member_added", "channel": channel, "user_id": member.user_id})
             conn.send(protocol.subscription_succeeded(channel, await self._presence_payload(app.id, channel)))
             if first:
                 await self._send(app.id, channel, protocol.member_added(channel, member.user_id, member.user_info),
@@ -143,6 +153,8 @@ class Node:
         if channel_names.is_cache(channel):
             cached = await self.state.cache_get(app.id, channel)
             conn.send(cached.frame if cached else protocol.cache_miss(channel))
+            if cached is None:
+                self.webhooks.send(app, {"name": "cache_miss", "channel": channel})
         self.emit(app.id, "subscribed", socket_id=conn.socket_id, channel=channel)
 
     async def unsubscribe(self, conn: Connection, channel: str) -> None:
@@ -155,8 +167,11 @@ class Node:
         if member is not None:
             if await self.state.remove_member(app.id, channel, conn.socket_id, member.key):
                 await self._send(app.id, channel, protocol.member_removed(channel, member.user_id))
+                self.webhooks.send(app, {"name": "member_removed", "channel": channel, "user_id": member.user_id})
         elif app.subscription_count and count:
             await self._send(app.id, channel, protocol.subscription_count(channel, count))
+        if count == 0:
+            self.webhooks.send(app, {"name": "channel_vacated", "channel": channel})
         self.emit(app.id, "unsubscribed", socket_id=conn.socket_id, channel=channel)
 
     async def signin(self, conn: Connection, user_id: str, user_data: dict) -> None:
@@ -229,6 +244,11 @@ class Node:
         user_id = member.user_id if member is not None else None
         await self._send(conn.app.id, channel, protocol.client_event(event, channel, data, user_id), conn.socket_id)
         self.hub.count_published(conn.app.id)
+        webhook = {"name": "client_event", "channel": channel, "event": event, "data": data,
+                   "socket_id": conn.socket_id}
+        if user_id is not None:
+            webhook["user_id"] = user_id
+        self.webhooks.send(conn.app, webhook)
         self.emit(conn.app.id, "client_event", socket_id=conn.socket_id, channel=channel, event=event)
 
     async def terminate_user(self, app: AppInfo, user_id: str) -> None:

@@ -28,6 +28,7 @@ class AppInfo:
     previous_secret: str = ""
     previous_secret_expires: float = 0.0
     tenant_id: int | None = None
+    webhook_url: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
     def valid_secrets(self, now: float | None = None) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tenants.models import App
 
 EDITABLE = {"name": str, "enabled": bool, "client_events": bool, "subscription_count": bool,
-            "max_message_bytes": int, "allowed_origins": str}
+            "max_message_bytes": int, "allowed_origins": str, "webhook_url": str}
 
 
 class Command(BaseCommand):
