@@ -3,12 +3,16 @@
 uvicorn shuts WebSockets down with 1012 *before* the ASGI lifespan shutdown runs, and
 pusher-js waits a second before reconnecting on 1012. So on SIGTERM we first close every
 socket ourselves with 4200 (reconnect immediately), then let uvicorn finish.
+
+``--workers N`` runs N such servers on one listening socket, each with its own Node; they
+share state and fan-out through Redis.
 """
 
 import asyncio
 import logging
 
 import uvicorn
+from uvicorn.supervisors import multiprocess
 
 from .node import current_node
 
@@ -43,16 +47,25 @@ def uvicorn_config(host: str, port: int, workers: int = 1, **extra) -> uvicorn.C
     )
 
 
+class TabcastWorker(multiprocess.Process):
+    """One ``--workers`` process: a TabcastServer (own Node, 4200 on SIGTERM) on the shared socket."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = TabcastServer(config=self.config)
+        return self._server
+
+
 def run_uvicorn(host: str, port: int, workers: int = 1) -> None:
     config = uvicorn_config(host, port, workers)
-    server = TabcastServer(config=config)
     if workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        sock = config.bind_socket()
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        # uvicorn's supervisor (health checks, restarts of dead workers, SIGTERM to all) builds
+        # each worker from this module-level name; this parent process only supervises.
+        multiprocess.Process = TabcastWorker
+        multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        server.run()
+        TabcastServer(config=config).run()
 
 
 def run_daphne(host: str, port: int) -> None:

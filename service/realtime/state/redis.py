@@ -268,7 +268,7 @@ class RedisState:
             pipe.pexpire(key, self.ttl_ms)
         await pipe.execute()
         self._written -= dropped
-        if not self._reachable or unknown:
+        if not self._reachable or (unknown and self._heartbeat_task is not None):
             log.warning("Redis %s; rewrote this node's %d entries", "is back" if not self._reachable
                         else "did not know this node", len(self._owned))
         self._reachable = True
