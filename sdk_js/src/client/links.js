@@ -72,9 +72,9 @@ export function openFrameLink({ origin, key, tab, onMessage, onFailure }) {
 }
 
 /** Web Locks leader election + BroadcastChannel (SharedWorker missing or failing). */
-export async function openLeaderLink({ key, tab, onMessage, hubOptions }) {
+export async function openLeaderLink({ key, tab, onMessage }) {
   await holdLock(tabLockName(tab));
-  const election = new LeaderElection(key, hubOptions);
+  const election = new LeaderElection(key);
   let bus = null;
   const open = () => {
     bus = new BroadcastChannel(busName(key));
@@ -101,8 +101,8 @@ export async function openLeaderLink({ key, tab, onMessage, hubOptions }) {
 }
 
 /** One socket for this tab alone: the hub runs in the page. */
-export function openDirectLink({ onMessage, hubOptions }) {
-  const hub = new Hub(hubOptions);
+export function openDirectLink({ onMessage }) {
+  const hub = new Hub();
   // Asynchronous both ways, like the other links, so no caller sees re-entrant callbacks.
   const toTab = (msg) => queueMicrotask(() => onMessage(msg));
   return {

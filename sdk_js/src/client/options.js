@@ -28,6 +28,6 @@ export function resolveOptions(key, options = {}) {
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
     channelAuthorization: { ...legacyAuth, ...(options.channelAuthorization || {}) },
     userAuthentication: { endpoint: '/pusher/user-auth', ...(options.userAuthentication || {}) },
-    hubOptions: { socketOptions: { backoff: options.backoff || {} } },
+    backoff: options.backoff || {}, // {min, max} ms between reconnection attempts
   };
 }

@@ -187,7 +187,9 @@ export class Tabcast {
   _hello() {
     const channels = [...this.channels.keys()].filter((n) => !n.startsWith('private-encrypted-'));
     if (this.signinRequested) channels.push(USER_CHANNEL);
-    this.link?.post({ t: 'hello', tab: this.tab, v: PROTOCOL_VERSION, url: this.options.wsUrl, channels });
+    this.link?.post({
+      t: 'hello', tab: this.tab, v: PROTOCOL_VERSION, url: this.options.wsUrl, backoff: this.options.backoff, channels,
+    });
   }
 
   _post(msg) {

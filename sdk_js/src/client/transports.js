@@ -19,8 +19,8 @@ export function candidateTransports(forced, env = globalThis) {
 
 /** Open the link for `name`; `ctx` = {options, tab, onMessage, onFailure}. */
 export function openTransport(name, { options, tab, onMessage, onFailure }) {
-  const { key, httpOrigin, workerUrl, hubOptions } = options;
-  const common = { key, tab, onMessage, onFailure, hubOptions };
+  const { key, httpOrigin, workerUrl } = options;
+  const common = { key, tab, onMessage, onFailure };
   if (name === 'shared-worker') {
     if (typeof SharedWorker !== 'function') throw new Error('SharedWorker is not supported here');
     if (workerUrl) return openWorkerLink({ ...common, workerUrl });

@@ -8,9 +8,8 @@ import { lockWatcher } from '../shared/locks.js';
 import { busName, leaderLockName } from '../shared/protocol.js';
 
 export class LeaderElection {
-  constructor(key, hubOptions = {}) {
+  constructor(key) {
     this.key = key;
-    this.hubOptions = hubOptions;
     this.abort = null;
     this.resign = null;
   }
@@ -38,7 +37,7 @@ export class LeaderElection {
 
   _lead() {
     const bus = new BroadcastChannel(busName(this.key));
-    const hub = new Hub({ watchTab: lockWatcher(navigator.locks), ...this.hubOptions });
+    const hub = new Hub({ watchTab: lockWatcher(navigator.locks) });
     bus.onmessage = (e) => {
       const { to, msg } = e.data || {};
       if (to === 'hub' && msg) hub.handle(msg, (reply) => bus.postMessage({ to: msg.tab, msg: reply }));

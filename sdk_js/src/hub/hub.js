@@ -78,9 +78,13 @@ export class Hub {
       post({ t: 'mismatch', v: PROTOCOL_VERSION, url: this.url });
       return;
     }
-    this.url = msg.url;
+    if (!this.url) {
+      this.url = msg.url;
+      this.backoff = msg.backoff; // the first tab's reconnection settings apply to the shared socket
+    }
     const known = this.tabs.get(msg.tab);
-    this.tabs.set(msg.tab, { post, suspended: false, missed: 0 });
+    // Not posted to until welcomed: the welcome carries the current state itself.
+    this.tabs.set(msg.tab, { post, suspended: false, missed: 0, welcomed: false });
     if (known?.suspended === false) {
       const wanted = new Set(msg.channels);
       for (const channel of this.table.channelsOf(msg.tab)) {
@@ -93,6 +97,7 @@ export class Hub {
     }
     this._tabsChanged(); // creates or wakes the socket, so the welcome carries a live state
     post({ t: 'welcome', v: PROTOCOL_VERSION, epoch: this.epoch, ...this._stateMessage() });
+    this.tabs.get(msg.tab).welcomed = true;
     for (const channel of msg.channels) this.table.add(msg.tab, channel);
   }
 
@@ -120,6 +125,7 @@ export class Hub {
     if (!this.socket) {
       this.socket = new PusherSocket({
         url: this.url,
+        backoff: this.backoff,
         onState: (previous, current) => this._socketState(previous, current),
         onFrame: (frame) => this.table.frame(frame),
         ...this.socketOptions,
@@ -167,7 +173,7 @@ export class Hub {
 
   _post(tabId, msg) {
     const tab = this.tabs.get(tabId);
-    if (!tab || tab.suspended) return;
+    if (!tab || tab.suspended || !tab.welcomed) return;
     try {
       tab.post(msg);
     } catch {

@@ -84,12 +84,14 @@ export class PusherSocket {
     } catch {
       return;
     }
-    this._armActivityTimer();
     if (frame.event === 'pusher:connection_established') {
       const data = typeof frame.data === 'string' ? JSON.parse(frame.data) : frame.data;
       this.socketId = data.socket_id;
       if (data.activity_timeout) this.activityTimeoutMs = Math.min(this.activityTimeoutMs, data.activity_timeout * 1000);
       this.attempt = 0;
+    }
+    this._armActivityTimer(); // any frame proves the connection alive
+    if (frame.event === 'pusher:connection_established') {
       this._setState('connected');
     } else if (frame.event === 'pusher:ping') {
       this.send({ event: 'pusher:pong', data: {} });
