@@ -8,6 +8,7 @@ from service.realtime import signatures
 def test_signin_then_send_to_user_from_python_library(app, pusherjs):
     client = pusherjs(app).connected()
     client.send("signin", user={"id": "u-1", "user_info": {"name": "Ann"}})
+    client.wait_for(type="signed_in")
     python_backend(app).send_to_user("u-1", "notice", {"text": "hi"})
     event = client.wait_for(type="user_event", event="notice")
     assert event["data"] == {"text": "hi"}
