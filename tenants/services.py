@@ -49,10 +49,12 @@ def normalize_email(email: str) -> str:
 
 
 def email_taken(email: str) -> bool:
+    """Whether an account already uses this address (in any letter case)."""
     return get_user_model().objects.filter(username=normalize_email(email)).exists()
 
 
 def default_team_name(email: str) -> str:
+    """The team name used when the user gives none: "sam's team" for sam@example.com."""
     return f"{email.split('@')[0]}'s team"
 
 
@@ -66,16 +68,19 @@ def sign_up(email: str, password: str, team_name: str = ""):
 
 
 def membership_of(user) -> Membership | None:
+    """The user's membership with its tenant, or None for a user in no team."""
     return Membership.objects.select_related("tenant").filter(user=user).first()
 
 
 def tenant_of(user) -> Tenant | None:
+    """The user's team, or None."""
     membership = Membership.objects.select_related("tenant").filter(user=user).first()
     return membership.tenant if membership else None
 
 
 @transaction.atomic
 def create_tenant_for(user, name: str) -> Tenant:
+    """A new team with ``user`` as its owner."""
     tenant = Tenant.objects.create(name=name)
     Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.OWNER)
     return tenant
@@ -103,6 +108,7 @@ def apps_of(tenant: Tenant):
 
 
 def set_enabled(app: App, enabled: bool) -> None:
+    """Disable (connections refused with 4003, publishes rejected) or enable an app."""
     app.enabled = enabled
     app.save(update_fields=["enabled"])
 
@@ -114,6 +120,7 @@ def rotate_secret(app: App) -> None:
 
 
 def expire_previous_secret(app: App) -> None:
+    """End the grace period now: only the current secret works from here on."""
     app.previous_secret = ""
     app.previous_secret_expires_at = None
     app.save(update_fields=["previous_secret", "previous_secret_expires_at"])
@@ -127,15 +134,18 @@ class InvitationError(Exception):
 
 
 def members_of(tenant: Tenant):
+    """The team's memberships with their users, oldest first."""
     return Membership.objects.filter(tenant=tenant).select_related("user").order_by("joined_at", "id")
 
 
 def pending_invitations(tenant: Tenant):
+    """Invitations not yet accepted and not yet expired, newest first."""
     cutoff = timezone.now() - timedelta(days=INVITATION_VALID_DAYS)
     return Invitation.objects.filter(tenant=tenant, accepted_at=None, created_at__gt=cutoff).order_by("-created_at")
 
 
 def is_member(tenant: Tenant, email: str) -> bool:
+    """Whether the account with this address is already on the team."""
     return Membership.objects.filter(tenant=tenant, user__username=normalize_email(email)).exists()
 
 
@@ -205,6 +215,7 @@ def _mark_accepted(invitation: Invitation) -> None:
 
 
 def revoke_invitation(tenant: Tenant, invitation_id: int) -> bool:
+    """Delete one of the team's pending invitations; False if the team has no such invitation."""
     deleted, _ = Invitation.objects.filter(tenant=tenant, id=invitation_id, accepted_at=None).delete()
     return bool(deleted)
 

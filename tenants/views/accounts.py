@@ -15,11 +15,13 @@ MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def home(request):
+    """The site root: the dashboard, or log in first."""
     return redirect("tenants:app_list" if request.user.is_authenticated else "tenants:login")
 
 
 @rate_limited("signup")
 def signup(request):
+    """Create an account and its team, log in, and go create the first app."""
     if request.user.is_authenticated:
         return redirect("tenants:app_list")
     form = SignupForm(request.POST or None)
@@ -71,6 +73,7 @@ def invitation(request, token):
 
 
 def _accept_as_user(request, invitation):
+    """A logged-in user joins with one POST (services decide whether they may)."""
     error = None
     if request.method == "POST":
         try:

@@ -17,12 +17,14 @@ from ..forms import AppCreateForm, AppDeleteForm, AppSettingsForm
 
 @tenant_required
 def app_list(request):
+    """The team's apps."""
     apps = services.apps_of(request.tenant)
     return render(request, "tenants/app_list.html", {"apps": apps})
 
 
 @tenant_required
 def app_new(request):
+    """Create an app, then show its getting-started page."""
     form = AppCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         app = services.create_app(form.cleaned_data["name"], tenant=request.tenant)
@@ -33,6 +35,7 @@ def app_new(request):
 
 @tenant_app
 def app_detail(request, app):
+    """Credentials (secret hidden), settings summary and getting-started snippets."""
     return _render_detail(request, app)
 
 
@@ -63,6 +66,7 @@ def _grace_period() -> str:
 @require_POST
 @tenant_app
 def app_rotate(request, app):
+    """New secret; the old one works for the grace period shown on the page."""
     services.rotate_secret(app)
     until = timezone.localtime(app.previous_secret_expires_at)
     messages.success(request, f"New secret generated. The previous secret keeps working until "
@@ -73,6 +77,7 @@ def app_rotate(request, app):
 @require_POST
 @tenant_app
 def app_expire_previous(request, app):
+    """Stop accepting the rotated-out secret before its grace period ends."""
     services.expire_previous_secret(app)
     messages.success(request, "The previous secret no longer works.")
     return redirect("tenants:app_detail", app.id)
@@ -81,6 +86,7 @@ def app_expire_previous(request, app):
 @require_POST
 @tenant_app
 def app_status(request, app):
+    """Enable (enabled=1) or disable (enabled=0) the app."""
     enabled = request.POST.get("enabled") == "1"
     services.set_enabled(app, enabled)
     messages.success(request, f"{app.name} is {'enabled' if enabled else 'disabled: connections and publishes are refused'}.")
@@ -89,6 +95,7 @@ def app_status(request, app):
 
 @tenant_app
 def app_settings(request, app):
+    """Name, features, message size limit and allowed origins."""
     form = AppSettingsForm(request.POST or None, instance=app)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -99,6 +106,7 @@ def app_settings(request, app):
 
 @tenant_app
 def app_delete(request, app):
+    """Confirm by typing the app's name, then delete it and its keys."""
     form = AppDeleteForm(request.POST or None, app=app)
     if request.method == "POST" and form.is_valid():
         name = app.name

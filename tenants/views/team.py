@@ -13,6 +13,7 @@ from ..forms import InviteForm
 
 @tenant_required
 def team(request):
+    """Members, pending invitations, and (for the owner) the invite form."""
     form = InviteForm(request.POST or None, tenant=request.tenant)
     if request.method == "POST":
         if not request.membership.is_owner:
@@ -33,6 +34,7 @@ def team(request):
 @require_POST
 @owner_required
 def revoke_invitation(request, invitation_id):
+    """Withdraw a pending invitation: its link stops working."""
     if services.revoke_invitation(request.tenant, invitation_id):
         messages.success(request, "Invitation revoked: its link no longer works.")
     return redirect("tenants:team")
@@ -41,6 +43,7 @@ def revoke_invitation(request, invitation_id):
 @require_POST
 @owner_required
 def remove_member(request, membership_id):
+    """Take someone else off the team."""
     if services.remove_member(request.tenant, membership_id, request.user):
         messages.success(request, "Member removed from the team.")
     return redirect("tenants:team")
