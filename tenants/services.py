@@ -182,30 +182,39 @@ def join_with_new_account(invitation: Invitation, password: str):
     return user
 
 
+def acceptance_problem(invitation: Invitation, user) -> str | None:
+    """Why ``user`` cannot accept ``invitation`` (a sentence for them), or None if they can."""
+    if normalize_email(user.email or user.get_username()) != invitation.email:
+        return (f"This invitation was sent to {invitation.email}. "
+                "Log out and sign in with that address to accept it.")
+    membership = membership_of(user)
+    if membership is None or membership.tenant_id == invitation.tenant_id:
+        return None
+    old = membership.tenant
+    alone = not Membership.objects.filter(tenant=old).exclude(user=user).exists()
+    if alone and apps_of(old).exists():
+        return (f"You are the only member of {old.name}, which still has apps. "
+                "Delete them first, or invite someone to keep them.")
+    return None
+
+
 @transaction.atomic
 def accept_invitation(invitation: Invitation, user) -> None:
-    """Move an existing user into the inviting team; their old team goes if nothing is left in it."""
-    if normalize_email(user.email or user.get_username()) != invitation.email:
-        raise InvitationError(f"This invitation was sent to {invitation.email}. "
-                              "Log out and sign in with that address to accept it.")
+    """Move an existing user into the inviting team; their old team goes if nobody is left in it."""
+    problem = acceptance_problem(invitation, user)
+    if problem:
+        raise InvitationError(problem)
     membership = membership_of(user)
-    if membership is not None and membership.tenant_id == invitation.tenant_id:
-        _mark_accepted(invitation)
-        return
-    if membership is not None:
+    if membership is None:
+        Membership.objects.create(user=user, tenant=invitation.tenant, role=Membership.Role.MEMBER)
+    elif membership.tenant_id != invitation.tenant_id:
         old = membership.tenant
-        alone = not Membership.objects.filter(tenant=old).exclude(user=user).exists()
-        if alone and apps_of(old).exists():
-            raise InvitationError(f"You are the only member of {old.name}, which still has apps. "
-                                  "Delete them first, or invite someone to keep them.")
         membership.tenant = invitation.tenant
         membership.role = Membership.Role.MEMBER
         membership.joined_at = timezone.now()
         membership.save()
-        if alone:
+        if not Membership.objects.filter(tenant=old).exists():
             old.delete()
-    else:
-        Membership.objects.create(user=user, tenant=invitation.tenant, role=Membership.Role.MEMBER)
     _mark_accepted(invitation)
 
 

@@ -73,14 +73,14 @@ def invitation(request, token):
 
 
 def _accept_as_user(request, invitation):
-    """A logged-in user joins with one POST (services decide whether they may)."""
-    error = None
-    if request.method == "POST":
+    """A logged-in user joins with one POST, unless services say they cannot (shown up front)."""
+    problem = services.acceptance_problem(invitation, request.user)
+    if request.method == "POST" and not problem:
         try:
             services.accept_invitation(invitation, request.user)
-        except services.InvitationError as exc:
-            error = str(exc)
+        except services.InvitationError as exc:  # the team changed between the check and the POST
+            problem = str(exc)
         else:
             messages.success(request, f"You joined {invitation.tenant.name}.")
             return redirect("tenants:app_list")
-    return render(request, "tenants/invitation.html", {"invitation": invitation, "error": error})
+    return render(request, "tenants/invitation.html", {"invitation": invitation, "problem": problem})

@@ -67,6 +67,9 @@ def test_accepting_is_refused_while_your_old_team_still_has_apps(alice_client, b
     link = invite(alice_client, "bob@example.com")
     bob_client = Client()
     bob_client.force_login(bob)
+    page = bob_client.get(link).content.decode()
+    assert "still has apps" in page
+    assert 'button--block">Join' not in page  # no Join button while it cannot work
     response = bob_client.post(link)
     assert response.status_code == 200
     assert "still has apps" in response.content.decode()
