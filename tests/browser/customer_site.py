@@ -23,6 +23,7 @@ PAGE = """<!doctype html>
   const options = {{ authEndpoint: '/pusher/auth', userAuthentication: {{ endpoint: '/pusher/user-auth' }},
                     backoff: {{ min: 200, max: 2000 }} }};
   if (params.get('transport')) options.transport = params.get('transport');
+  if (params.get('workerUrl')) options.workerUrl = params.get('workerUrl');
   window.tabcast = new Tabcast(params.get('key'), options);
   tabcast.connection.bind('state_change', (s) => {{
     states.push(s.current);
@@ -39,9 +40,12 @@ PAGE = """<!doctype html>
 </body></html>
 """
 
+# The one-line worker a customer may host on their own origin instead of using the iframe.
+WORKER_STUB = "importScripts('{tabcast}/sdk/v1/worker.js' + self.location.search);\n"
+
 
 class CustomerSite:
-    """Serves /tab.html?key=&transport=&user= and /pusher/auth, /pusher/user-auth for one app."""
+    """Serves /tab.html?key=&transport=&workerUrl=&user=, a worker stub, and the auth endpoints for one app."""
 
     def __init__(self, tabcast_http: str, app: dict, host: str = "127.0.0.1"):
         self.tabcast_http = tabcast_http
@@ -54,10 +58,13 @@ class CustomerSite:
                 pass
 
             def do_GET(self):
-                if urlparse(self.path).path != "/tab.html":
-                    return self._send(404, "text/plain", b"not found")
-                body = PAGE.format(tabcast=site.tabcast_http).encode()
-                self._send(200, "text/html; charset=utf-8", body)
+                path = urlparse(self.path).path
+                if path == "/tab.html":
+                    self._send(200, "text/html; charset=utf-8", PAGE.format(tabcast=site.tabcast_http).encode())
+                elif path == "/tabcast-worker.js":
+                    self._send(200, "text/javascript", WORKER_STUB.format(tabcast=site.tabcast_http).encode())
+                else:
+                    self._send(404, "text/plain", b"not found")
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)

@@ -1,0 +1,58 @@
+"""The one-<script> include on a customer's site: no file of ours to host, or a one-line
+worker stub; same-site and cross-site."""
+
+import pytest
+
+from tests.browser.conftest import listen_and_wait, open_tabs, wait_for_event, wait_for_stats
+from tests.browser.customer_site import CustomerSite
+from tests.support.clients import python_backend
+
+
+@pytest.fixture(scope="module")
+def cross_site(server):
+    """The customer page on another *site* (localhost vs 127.0.0.1): the Tabcast iframe is
+    third-party there."""
+    app = server.create_app("cross-site", client_events=True)
+    site = CustomerSite(server.http, app, host="localhost").start()
+    yield site
+    site.stop()
+
+
+def test_same_site_page_uses_the_worker_in_the_tabcast_iframe(server, customer, new_context):
+    key = customer.app["key"]
+    pages = open_tabs(new_context(), customer.url(key=key), 3)
+    listen_and_wait(pages, "include")
+    assert {page.evaluate("tabcast.transport") for page in pages} == {"shared-worker"}
+    # The SDK added its hidden frame from the Tabcast host it was loaded from.
+    frame_urls = pages[0].evaluate("[...document.querySelectorAll('iframe')].map(f => f.src)")
+    assert len(frame_urls) == 1 and frame_urls[0].startswith(f"{server.http}/sdk/v1/frame.html?")
+    wait_for_stats(server, key, connections=1, tabs=3)
+    python_backend(customer.app).trigger(["include"], "hello", "plain text")
+    for page in pages:
+        assert wait_for_event(page, "include", "hello") == ["plain text"]
+
+
+def test_cross_site_page_still_shares_one_connection(server, cross_site, new_context):
+    """Browsers that block third-party storage refuse a SharedWorker in a third-party frame;
+    the SDK then falls back to a leader tab on the customer's own origin by itself."""
+    key = cross_site.app["key"]
+    pages = open_tabs(new_context(), cross_site.url(key=key), 3)
+    listen_and_wait(pages, "include")
+    transports = {page.evaluate("tabcast.transport") for page in pages}
+    assert len(transports) == 1 and transports <= {"shared-worker", "leader"}
+    wait_for_stats(server, key, connections=1, tabs=3)
+    python_backend(cross_site.app).trigger(["include"], "hello", {"ok": True})
+    for page in pages:
+        assert wait_for_event(page, "include", "hello") == [{"ok": True}]
+
+
+def test_customer_hosted_worker_stub(server, cross_site, new_context):
+    key = cross_site.app["key"]
+    pages = open_tabs(new_context(), cross_site.url(key=key, workerUrl="/tabcast-worker.js"), 3)
+    listen_and_wait(pages, "stub")
+    assert {page.evaluate("tabcast.transport") for page in pages} == {"shared-worker"}
+    assert pages[0].evaluate("document.querySelectorAll('iframe').length") == 0
+    wait_for_stats(server, key, connections=1, tabs=3)
+    python_backend(cross_site.app).trigger(["stub"], "hello", {"via": "stub"})
+    for page in pages:
+        assert wait_for_event(page, "stub", "hello") == [{"via": "stub"}]
