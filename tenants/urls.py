@@ -14,6 +14,8 @@ urlpatterns = [
     path("password-reset/sent/", accounts.password_reset_done, name="password_reset_done"),
     path("password-reset/<uidb64>/<token>/", accounts.password_reset_confirm, name="password_reset_confirm"),
     path("password-reset/done/", accounts.password_reset_complete, name="password_reset_complete"),
+    path("dashboard/account/password/", accounts.password_change, name="password_change"),
+    path("dashboard/account/password/done/", accounts.password_change_done, name="password_change_done"),
     path("invite/<str:token>/", accounts.invitation, name="invitation"),
     # Apps
     path("dashboard/", apps.app_list, name="app_list"),

@@ -51,6 +51,10 @@ password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
 
 password_reset_complete = auth_views.PasswordResetCompleteView.as_view()
 
+password_change = auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("tenants:password_change_done"))
+
+password_change_done = auth_views.PasswordChangeDoneView.as_view()
+
 
 @rate_limited("signup")
 def invitation(request, token):

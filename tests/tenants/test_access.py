@@ -8,7 +8,7 @@ from tenants.models import App
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD_URLS = ["tenants:app_list", "tenants:app_new", "tenants:team"]
+DASHBOARD_URLS = ["tenants:app_list", "tenants:app_new", "tenants:team", "tenants:password_change"]
 
 # Every per-app URL, with the method(s) it answers and a POST body that would change something.
 APP_URLS = [

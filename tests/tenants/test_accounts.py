@@ -115,3 +115,23 @@ def test_user_without_a_team_gets_one_on_first_visit(db):
     client.force_login(user)
     assert client.get(reverse("tenants:app_list")).status_code == 200
     assert services.tenant_of(user).name == "admin's team"
+
+
+def test_change_password_keeps_this_session_and_signs_out_others(alice):
+    here, elsewhere = Client(), Client()
+    for client in (here, elsewhere):
+        assert client.login(username="alice@example.com", password=PASSWORD)
+    new_password = "another good passphrase"
+    response = here.post(reverse("tenants:password_change"), {
+        "old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password})
+    assert response["Location"] == reverse("tenants:password_change_done")
+    assert here.get(reverse("tenants:app_list")).status_code == 200
+    assert elsewhere.get(reverse("tenants:app_list")).status_code == 302
+    assert Client().login(username="alice@example.com", password=new_password)
+
+
+def test_change_password_needs_the_old_one(alice_client):
+    response = alice_client.post(reverse("tenants:password_change"), {
+        "old_password": "wrong", "new_password1": "another good passphrase",
+        "new_password2": "another good passphrase"})
+    assert response.status_code == 200 and response.context["form"].errors["old_password"]

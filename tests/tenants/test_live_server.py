@@ -92,3 +92,16 @@ async def test_getting_started_snippets_publish_to_a_subscriber(tabcast, dashboa
             frame = await first_frame(ws)
             assert (frame["event"], frame["channel"]) == ("my-event", "my-channel")
             assert json.loads(frame["data"]) == {"hello": "world"}
+
+
+CONTENT_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+
+
+def test_the_dashboards_assets_are_served_by_the_server_itself(tabcast):
+    page = requests.get(f"{tabcast.http}/login/", timeout=10).text
+    assets = set(re.findall(r'(?:href|src)="(/static/tabcast/[^"]+)"', page))
+    assert {a.rsplit(".", 1)[1] for a in assets} == {"css", "js", "svg"}
+    for asset in assets:
+        response = requests.get(f"{tabcast.http}{asset}", timeout=10)
+        assert response.status_code == 200, asset
+        assert response.headers["Content-Type"].startswith(CONTENT_TYPES["." + asset.rsplit(".", 1)[1]])
