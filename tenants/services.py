@@ -119,6 +119,11 @@ def rotate_secret(app: App) -> None:
     app.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
 
 
+def delete_app(app: App) -> None:
+    """Delete an app: its key and secret stop working at once (the app cache is cleared on delete)."""
+    app.delete()
+
+
 def expire_previous_secret(app: App) -> None:
     """End the grace period now: only the current secret works from here on."""
     app.previous_secret = ""

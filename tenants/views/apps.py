@@ -89,7 +89,8 @@ def app_status(request, app):
     """Enable (enabled=1) or disable (enabled=0) the app."""
     enabled = request.POST.get("enabled") == "1"
     services.set_enabled(app, enabled)
-    messages.success(request, f"{app.name} is {'enabled' if enabled else 'disabled: connections and publishes are refused'}.")
+    state = "enabled" if enabled else "disabled: new connections and publishes are refused"
+    messages.success(request, f"{app.name} is {state}.")
     return redirect("tenants:app_detail", app.id)
 
 
@@ -110,7 +111,7 @@ def app_delete(request, app):
     form = AppDeleteForm(request.POST or None, app=app)
     if request.method == "POST" and form.is_valid():
         name = app.name
-        app.delete()
+        services.delete_app(app)
         messages.success(request, f"{name} was deleted. Its keys no longer work.")
         return redirect("tenants:app_list")
     return render(request, "tenants/app_delete.html", {"app": app, "form": form})

@@ -75,6 +75,19 @@ async def test_allowed_origins_set_in_the_dashboard_are_enforced_on_connect(tabc
         assert ws.close_code == 4009
 
 
+async def test_disabling_in_the_dashboard_refuses_connections_and_publishes(tabcast, dashboard):
+    app_id = dashboard.sign_up_and_create_app()
+    page = dashboard.post(f"/dashboard/apps/{app_id}/reveal/", {}).text
+    assert dashboard.post(f"/dashboard/apps/{app_id}/status/", {"enabled": "0"}).status_code == 302
+
+    async with websockets.connect(f"{tabcast.ws}/app/{re.search(r'data-app-key>([^<]+)<', page).group(1)}") as ws:
+        frame = await first_frame(ws)
+        assert (frame["event"], frame["data"]["code"]) == ("pusher:error", 4003)
+    result = subprocess.run(["bash", "-c", snippet(page, "curl") + " -s -o /dev/null -w '%{http_code}'"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout == "403"
+
+
 async def test_getting_started_snippets_publish_to_a_subscriber(tabcast, dashboard):
     app_id = dashboard.sign_up_and_create_app()
     page = dashboard.post(f"/dashboard/apps/{app_id}/reveal/", {}).text
