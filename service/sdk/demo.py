@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST, require_safe
 
@@ -47,6 +48,7 @@ def demo_page(request):
 
 
 @require_safe
+@xframe_options_sameorigin  # shown in the demo page's frames
 @ensure_csrf_cookie
 def demo_tab(request):
     """One "tab" of the demo (shown in an iframe of the demo page)."""

@@ -143,7 +143,6 @@ export class Tabcast {
           onFailure: (err) => this._linkFailed(link, err),
         });
         await this._greet(link);
-        this.transport = name;
         return;
       } catch (err) {
         link?.close();
@@ -206,6 +205,7 @@ export class Tabcast {
       case 'welcome':
         link.greeting?.accept();
         link.greeting = null;
+        this.transport = link.name; // before the state change, so its listeners can see it
         this.lastPing = Date.now();
         this.connection._set(msg.current, msg.socket_id);
         break;
