@@ -21,6 +21,7 @@ CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".mjs": "text/javascript; charset=utf-8",
     ".map": "application/json; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=300"

@@ -118,3 +118,11 @@ def test_demo_auth_signs_only_the_demo_channels(server, app):
                         signed["channel_data"])
     message = signatures.channel_auth_message("1.2", "presence-tabcast-demo", signed["channel_data"])
     assert signed["auth"] == f"{app['key']}:{signatures.sign(app['secret'], message)}"
+
+
+def test_demo_assets_have_their_content_types(server):
+    css = requests.get(f"{server.http}/demo/demo.css", timeout=5)
+    assert css.headers["Content-Type"] == "text/css; charset=utf-8"  # nosniff: a wrong type is ignored
+    script = requests.get(f"{server.http}/demo/demo_tab.js", timeout=5)
+    assert script.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert requests.get(f"{server.http}/demo/views.py", timeout=5).status_code == 404
