@@ -1,0 +1,25 @@
+// Compiled (not run) by `npm test`: the published types accept what a pusher-js user writes.
+import Tabcast, { type Member, type PresenceChannel } from '../types/index.js';
+
+const tc = new Tabcast('app-key', {
+  host: 'realtime.example.com',
+  authEndpoint: '/pusher/auth',
+  transport: 'shared-worker',
+  channelAuthorization: {
+    customHandler: ({ socketId, channelName }, callback) => callback(null, { auth: `${socketId}:${channelName}` }),
+  },
+});
+const orders = tc.subscribe('orders');
+orders.bind('created', (data: { id: number }) => console.log(data.id));
+const sent: boolean = tc.subscribe('private-chat').trigger('client-typing', { who: 'me' });
+const room: PresenceChannel = tc.subscribe('presence-room');
+room.bind('pusher:member_added', (member: Member) => console.log(member.id, room.members.count));
+room.members.each((member) => console.log(member.info));
+tc.connection.bind('state_change', ({ previous, current }: { previous: string; current: string }) => {
+  console.log(previous, current, tc.connection.socket_id, tc.transport, sent);
+});
+tc.bind_global((event, data) => console.log(event, data));
+tc.signin();
+tc.user.bind('note', (data) => console.log(data));
+tc.unsubscribe('orders');
+tc.disconnect();

@@ -1,0 +1,132 @@
+// Type definitions for @tabcast/browser: the pusher-js shaped API of the Tabcast SDK.
+
+export type ConnectionState =
+  | 'initialized' | 'connecting' | 'connected' | 'unavailable' | 'failed' | 'disconnected';
+
+/** How this tab reaches the shared socket. */
+export type Transport = 'shared-worker' | 'leader' | 'direct';
+
+export interface AuthResult {
+  auth: string;
+  channel_data?: string;
+}
+
+export interface UserAuthResult {
+  auth: string;
+  user_data: string;
+}
+
+export type AuthCallback<T> = (error: Error | null, result: T | null) => void;
+
+export interface EndpointOptions {
+  /** POSTed as application/x-www-form-urlencoded with the page's cookies. */
+  endpoint?: string;
+  headers?: Record<string, string>;
+  params?: Record<string, string>;
+  headersProvider?: () => Record<string, string>;
+  paramsProvider?: () => Record<string, string>;
+}
+
+export interface ChannelAuthorizationOptions extends EndpointOptions {
+  customHandler?: (params: { socketId: string; channelName: string }, callback: AuthCallback<AuthResult>) => void;
+}
+
+export interface UserAuthenticationOptions extends EndpointOptions {
+  customHandler?: (params: { socketId: string }, callback: AuthCallback<UserAuthResult>) => void;
+}
+
+export interface Options {
+  /** Tabcast host[:port]; defaults to the host the SDK script was loaded from. */
+  host?: string;
+  /** Alias of host, as in pusher-js. */
+  wsHost?: string;
+  /** wss/https; defaults to true on https pages. */
+  forceTLS?: boolean;
+  /** Force one transport (no fallback). Default: SharedWorker, else leader tab, else direct. */
+  transport?: Transport;
+  /** Same-origin URL of a customer-hosted worker stub:
+   *  `importScripts('https://<tabcast host>/sdk/v1/worker.js' + self.location.search);` */
+  workerUrl?: string;
+  /** pusher-js legacy option; default '/pusher/auth'. */
+  authEndpoint?: string;
+  auth?: { headers?: Record<string, string>; params?: Record<string, string> };
+  channelAuthorization?: ChannelAuthorizationOptions;
+  userAuthentication?: UserAuthenticationOptions;
+  /** Milliseconds between reconnection attempts (exponential, jittered). Default 1000..30000. */
+  backoff?: { min?: number; max?: number };
+  /** How long a transport has to answer before the next one is tried. Default 3000 ms. */
+  handshakeTimeoutMs?: number;
+}
+
+export type EventCallback = (data: any, metadata: { user_id?: string; channel?: string }) => void;
+export type GlobalCallback = (event: string, data: any, metadata?: { user_id?: string; channel?: string }) => void;
+
+export interface Dispatcher {
+  bind(event: string, callback: EventCallback, context?: unknown): this;
+  unbind(event?: string, callback?: EventCallback, context?: unknown): this;
+  bind_global(callback: GlobalCallback): this;
+  unbind_global(callback?: GlobalCallback): this;
+  unbind_all(): this;
+}
+
+export interface Channel extends Dispatcher {
+  readonly name: string;
+  subscribed: boolean;
+  subscriptionPending: boolean;
+  subscriptionCancelled: boolean;
+  /** Client event (name must start with "client-"); false if not sent. Reaches the channel's
+   *  other clients, this browser's other tabs included, never this tab. */
+  trigger(event: string, data?: unknown): boolean;
+}
+
+export interface Member {
+  id: string;
+  info: any;
+}
+
+export interface Members {
+  count: number;
+  myID: string | null;
+  me: Member | null;
+  members: Record<string, any>;
+  get(id: string): Member | null;
+  each(callback: (member: Member) => void): void;
+}
+
+export interface PresenceChannel extends Channel {
+  members: Members;
+}
+
+export interface Connection extends Dispatcher {
+  readonly state: ConnectionState;
+  readonly socket_id: string | null;
+}
+
+export interface User extends Dispatcher {
+  user_data: any;
+}
+
+export declare class Tabcast {
+  constructor(key: string, options?: Options);
+  readonly key: string;
+  readonly connection: Connection;
+  readonly user: User;
+  /** The transport in use once connected. */
+  readonly transport: Transport | null;
+  subscribe(channelName: `presence-${string}`): PresenceChannel;
+  subscribe(channelName: string): Channel;
+  unsubscribe(channelName: string): void;
+  channel(channelName: string): Channel | undefined;
+  allChannels(): Channel[];
+  bind(event: string, callback: EventCallback, context?: unknown): this;
+  unbind(event?: string, callback?: EventCallback, context?: unknown): this;
+  bind_global(callback: GlobalCallback): this;
+  unbind_global(callback?: GlobalCallback): this;
+  signin(): void;
+  connect(): void;
+  disconnect(): void;
+}
+
+export declare const SDK_VERSION: string;
+export declare const PROTOCOL_VERSION: number;
+export default Tabcast;
