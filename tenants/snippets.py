@@ -49,7 +49,9 @@ def browser(app, endpoint: Endpoint) -> str:
     return "\n".join([
         script_tag(endpoint),
         "<script>",
-        f"  const tabcast = new Tabcast({json.dumps(app.key)}, {{ host: {json.dumps(endpoint.netloc)} }});",
+        # forceTLS pins ws:// or wss:// to how Tabcast is served, whatever the customer's page uses.
+        f"  const tabcast = new Tabcast({json.dumps(app.key)}, {{ host: {json.dumps(endpoint.netloc)}, "
+        f"forceTLS: {json.dumps(endpoint.ssl)} }});",
         f"  const channel = tabcast.subscribe({json.dumps(EXAMPLE_CHANNEL)});",
         f"  channel.bind({json.dumps(EXAMPLE_EVENT)}, (data) => console.log(data));",
         "</script>",

@@ -173,7 +173,7 @@ def test_getting_started_is_filled_with_the_apps_values_and_the_request_address(
     app = alice_app
     assert snippets["script_tag"] == '<script src="https://rt.example.com:8443/sdk/v1/tabcast.js"></script>'
     assert snippets["script_tag"] in snippets["browser"]
-    assert f'new Tabcast("{app.key}", {{ host: "rt.example.com:8443" }})' in snippets["browser"]
+    assert f'new Tabcast("{app.key}", {{ host: "rt.example.com:8443", forceTLS: true }})' in snippets["browser"]
     assert snippets["curl"] == (
         f"curl -u {app.key}:{app.secret} -H 'Content-Type: application/json' "
         """-d '{"channel":"my-channel","event":"my-event","data":{"hello":"world"}}' """
