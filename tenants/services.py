@@ -74,7 +74,7 @@ def membership_of(user) -> Membership | None:
 
 def tenant_of(user) -> Tenant | None:
     """The user's team, or None."""
-    membership = Membership.objects.select_related("tenant").filter(user=user).first()
+    membership = membership_of(user)
     return membership.tenant if membership else None
 
 
@@ -120,7 +120,7 @@ def rotate_secret(app: App) -> None:
 
 
 def delete_app(app: App) -> None:
-    """Delete an app: its key and secret stop working at once (the app cache is cleared on delete)."""
+    """Delete an app: its key and secret stop working here at once, elsewhere once app caches expire."""
     app.delete()
 
 

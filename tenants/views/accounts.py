@@ -10,7 +10,7 @@ from .. import services
 from ..forms import EmailAuthenticationForm, InvitationSignupForm, SignupForm
 from ..ratelimit import rate_limited
 
-# Account sessions use the model backend explicitly, so adding a backend later keeps them working.
+# login() of a user we just created (not authenticate()d) must name its backend once several exist.
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
