@@ -49,6 +49,7 @@ class SavingSerializer(serializers.Serializer):
     title = serializers.CharField()
     value = serializers.FloatField()
     unit = serializers.CharField()
+    display = serializers.CharField(help_text="The value formatted for people: 1.2 MB, 3 connections")
     sentence = serializers.CharField()
 
 

@@ -31,12 +31,16 @@ class DebugStream:
         self.node = node
         self.dashboard = dashboard
         self.watched: set[int] = set()  # apps whose debug channel has subscribers (cluster-wide)
+        self.watched_here: set[int] = set()  # ... subscribers on this process, known at once
         self.pending: dict[int, list[dict]] = defaultdict(list)
         self.dropped: dict[int, int] = defaultdict(int)
 
     def note(self, app_id: int, kind: str, details: dict) -> None:
         """Node listener: queue the event if a console watches the app (cheap when none does)."""
-        if app_id not in self.watched or app_id == self.dashboard.id:
+        if app_id == self.dashboard.id:
+            self._note_console(kind, details)
+            return
+        if app_id not in self.watched:
             return
         queued = self.pending[app_id]
         if len(queued) >= MAX_EVENTS:
@@ -44,6 +48,18 @@ class DebugStream:
             return
         shown = {k: details[k] for k in SHOWN_DETAILS if k in details}
         queued.append({"t": round(time.time(), 3), "kind": kind, **shown})
+
+    def _note_console(self, kind: str, details: dict) -> None:
+        """A console on this process (un)subscribed: start or stop at once, not at the next refresh."""
+        channel = details.get("channel", "")
+        app_id = watched_app_id(channel)
+        if app_id is None or not channel.startswith(DEBUG_PREFIX):
+            return
+        if kind == "subscribed":
+            self.watched_here.add(app_id)
+            self.watched.add(app_id)
+        elif kind == "unsubscribed" and not self.node.hub.local_count(self.dashboard.id, channel):
+            self.watched_here.discard(app_id)
 
     async def run(self) -> None:
         """Forward queued events every INTERVAL seconds, for as long as the node runs."""
@@ -57,7 +73,8 @@ class DebugStream:
 
     async def refresh_watched(self) -> None:
         channels = await self.node.state.channels(self.dashboard.id, DEBUG_PREFIX)
-        self.watched = {app_id for app_id in map(watched_app_id, channels) if app_id is not None}
+        cluster = {app_id for app_id in map(watched_app_id, channels) if app_id is not None}
+        self.watched = cluster | self.watched_here
 
     async def forward(self) -> None:
         pending, self.pending = self.pending, defaultdict(list)

@@ -23,6 +23,11 @@ class Saving:
     unit: str
     sentence: str
 
+    @property
+    def display(self) -> str:
+        """The value as the dashboard shows it: 1.2 MB, 3 connections."""
+        return human_bytes(self.value) if self.unit == "bytes" else _count(self.value, self.unit.rstrip("s"))
+
 
 def human_bytes(n: float) -> str:
     """Bytes in the largest unit that keeps the number readable (1.2 MB)."""
@@ -33,8 +38,12 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _count(n: float) -> str:
-    return f"{round(n):,}"
+def _count(n: float, word: str = "") -> str:
+    """1,234 frames; 1 frame."""
+    text = f"{round(n):,}"
+    if not word:
+        return text
+    return f"{text} {word}" if round(n) == 1 else f"{text} {word}s"
 
 
 def savings(usage: dict) -> list[Saving]:
@@ -46,16 +55,15 @@ def savings(usage: dict) -> list[Saving]:
     poll_bytes = polls * (POLL_REQUEST_BYTES + POLL_RESPONSE_HEADER_BYTES) + logical_sent
     return [
         Saving("connections", "Connections saved", max(tabs - sockets, 0), "connections",
-               f"At the peak, {_count(tabs)} tabs shared {_count(sockets)} WebSocket connections, "
-               f"so {_count(max(tabs - sockets, 0))} fewer connections were open (and billed) "
-               f"than with one socket per tab."),
+               f"At the peak, {_count(tabs, 'tab')} shared {_count(sockets, 'WebSocket connection')}: "
+               f"{_count(max(tabs - sockets, 0))} fewer open, and billed, than with one socket per tab."),
         Saving("deliveries", "Frames saved", max(logical_frames - frames, 0), "frames",
-               f"Each event reached all tabs of a browser through one frame: {_count(frames)} frames "
+               f"Each event reached all tabs of a browser through one frame: {_count(frames, 'frame')} "
                f"instead of {_count(logical_frames)} with one socket per tab."),
         Saving("bytes", "Bandwidth saved", max(logical_sent - sent, 0), "bytes",
                f"Those frames took {human_bytes(sent)} instead of {human_bytes(logical_sent)}."),
         Saving("polling", "Versus HTTP polling", max(poll_bytes - sent, 0), "bytes",
-               f"Polling once a second from every tab would have made {_count(polls)} requests and "
+               f"Polling once a second from every tab would have made {_count(polls, 'request')} and "
                f"moved at least {human_bytes(poll_bytes)} (headers measured at "
                f"{POLL_REQUEST_BYTES} + {POLL_RESPONSE_HEADER_BYTES} bytes a poll); "
                f"Tabcast pushed {human_bytes(sent)}."),

@@ -38,7 +38,8 @@ def history(app_id: int, range_name: str) -> dict:
     points = series(app_id, count, timezone.now())
     summary = rollups.summarize(points)
     return {"app_id": app_id, "range": range_name, "granularity": granularity, "points": points,
-            "summary": summary, "savings": [saving.__dict__ for saving in savings(summary)]}
+            "summary": summary,
+            "savings": [{**saving.__dict__, "display": saving.display} for saving in savings(summary)]}
 
 
 def live(app_id: int) -> dict:

@@ -14,7 +14,13 @@
     return Number.isInteger(value) ? String(value) : value.toFixed(1);
   }
 
-  // series: [{label, color, stepped?, fill?}]; returns the uPlot instance (call setData on it).
+  function pathsOf(s) {
+    if (s.bars) return uPlot.paths.bars({ size: [s.bars, 60], gap: 1 });
+    if (s.stepped) return uPlot.paths.stepped({ align: 1 });
+    return undefined;
+  }
+
+  // series: [{label, color, stepped?, bars? (width 0..1), fill?}]; returns the uPlot instance (call setData on it).
   function timeChart(element, series, options = {}) {
     const opts = {
       width: element.clientWidth || 600,
@@ -28,8 +34,9 @@
           values: (u, values) => values.map(compact) },
       ],
       series: [{}].concat(series.map((s) => ({
-        label: s.label, stroke: s.color, width: 2, fill: s.fill ? `${s.color}1f` : undefined,
-        paths: s.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
+        label: s.label, stroke: s.color, width: s.bars ? 1 : 2,
+        fill: s.bars ? `${s.color}cc` : s.fill ? `${s.color}1f` : undefined,
+        paths: pathsOf(s),
         points: { show: false }, value: (u, v) => compact(v),
       }))),
     };

@@ -45,14 +45,16 @@
   window.TabcastDashboard.subscribe(page.channel, "metrics", onMetrics);
 
   // --- history and savings ---
+  // Bars: the wide light one is what one socket per tab would have needed, the narrow one in
+  // front of it is what Tabcast used.
   const historyConnections = timeChart(document.getElementById("history-connections"), [
-    { label: "Peak physical", color: COLORS.physical, stepped: true, fill: true },
-    { label: "Peak logical", color: COLORS.logical, stepped: true },
+    { label: "Peak logical (tabs)", color: COLORS.logical, bars: 0.8 },
+    { label: "Peak physical", color: COLORS.physical, bars: 0.45 },
   ], { minMax: 4 });
   const historyDeliveries = timeChart(document.getElementById("history-deliveries"), [
-    { label: "Frames sent", color: COLORS.deliveries, stepped: true, fill: true },
-    { label: "One socket per tab", color: COLORS.logicalDeliveries, stepped: true },
-    { label: "Messages", color: COLORS.messages, stepped: true },
+    { label: "One socket per tab", color: COLORS.logicalDeliveries, bars: 0.8 },
+    { label: "Frames sent", color: COLORS.deliveries, bars: 0.45 },
+    { label: "Messages", color: COLORS.messages },
   ]);
 
   function bytes(n) {
@@ -62,22 +64,26 @@
     return i === 0 ? `${Math.round(n)} B` : `${n.toFixed(1)} ${units[i]}`;
   }
 
-  function formatSaving(value, unit) {
-    return unit === "bytes" ? bytes(value) : `${Math.round(value).toLocaleString()} ${unit}`;
+  function plural(n, word) {
+    return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
   }
 
   function renderHistory(history) {
+    const step = history.granularity === "day" ? 86400 : 3600; // seconds per bar
+    // An empty slot at both ends gives the first and last bars room (uPlot centres bars on x).
     const x = history.points.map((p) => Date.parse(p.start) / 1000);
-    const col = (name) => history.points.map((p) => p[name]);
-    historyConnections.setData([x, col("peak_sockets"), col("peak_tabs")]);
-    historyDeliveries.setData([x, col("deliveries"), col("logical_deliveries"), col("messages")]);
+    x.unshift(x[0] - step);
+    x.push(x[x.length - 1] + step);
+    const col = (name) => [null, ...history.points.map((p) => p[name]), null];
+    historyConnections.setData([x, col("peak_tabs"), col("peak_sockets")]);
+    historyDeliveries.setData([x, col("logical_deliveries"), col("deliveries"), col("messages")]);
     const s = history.summary;
-    setText("history-totals", `${s.messages.toLocaleString()} messages, ${s.deliveries.toLocaleString()} frames ` +
-      `(${bytes(s.bytes)}) delivered; peaks of ${s.peak_sockets} connections and ${s.peak_tabs} tabs.`);
+    setText("history-totals", `${plural(s.messages, "message")}, ${plural(s.deliveries, "frame")} ` +
+      `(${bytes(s.bytes)}) delivered; peaks of ${plural(s.peak_sockets, "connection")} and ${plural(s.peak_tabs, "tab")}.`);
     setText("savings-range", `Over the last ${history.range === "24h" ? "24 hours" : "30 days"}, from this app's real counters.`);
     for (const saving of history.savings) {
       const item = document.querySelector(`.saving[data-key="${saving.key}"]`);
-      item.querySelector(".saving__value").textContent = formatSaving(saving.value, saving.unit);
+      item.querySelector(".saving__value").textContent = saving.display;
       item.querySelector(".saving__sentence").textContent = saving.sentence;
     }
   }

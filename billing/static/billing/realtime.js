@@ -18,12 +18,18 @@
       .then((data) => callback(null, data), (error) => callback(error, null));
   }
 
+  // "Live" once the channel is subscribed (not merely connected): from then on nothing is missed.
+  const LABELS = {
+    live: "Live", connecting: "Connecting…", initialized: "Connecting…", connected: "Subscribing…",
+    refused: "Not authorized", unavailable: "Live updates unavailable",
+  };
+  let subscribed = false;
   function showState(state) {
     const badge = document.getElementById("live-state");
     if (!badge) return;
-    const live = state === "connected";
-    badge.textContent = live ? "Live" : state === "connecting" || state === "initialized" ? "Connecting…" : "Offline, retrying";
-    badge.className = `badge ${live ? "badge--on" : "badge--off"}`;
+    const shown = state === "connected" && subscribed ? "live" : state;
+    badge.textContent = LABELS[shown] || "Offline, retrying…";
+    badge.className = `badge ${shown === "live" ? "badge--on" : "badge--off"}`;
   }
 
   // subscribe(channel, event, handler): one client per page, shared by the page's modules.
@@ -42,6 +48,14 @@
       showState(client.connection.state);
     }
     const subscription = client.subscribe(channel);
+    subscription.bind("pusher:subscription_succeeded", () => {
+      subscribed = true;
+      showState(client.connection.state);
+    });
+    subscription.bind("pusher:subscription_error", () => showState("refused"));
+    client.connection.bind("state_change", (states) => {
+      if (states.current !== "connected") subscribed = false; // resubscribes on reconnect
+    });
     subscription.bind(event, handler);
     return subscription;
   }
