@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 PROBE = "tc.probe"
 PROBE_INTERVAL = 1.0  # seconds between probes
-PROBE_TIMEOUT = 3.0  # a probe not back by then counts as lost (generous: the pump may be busy)
+PROBE_TIMEOUT = 3.0  # a probe not back by then, with nothing else received either, is lost
+PROBE_PATIENCE = 10  # timeouts to wait for a late probe while other messages keep arriving
 
 
 class LayerBroker:
@@ -44,6 +45,7 @@ class LayerBroker:
         self._probe_group = f"tc.probe.{uuid.uuid4().hex}"
         self._probe_seq = 0
         self._probe_back = asyncio.Event()
+        self._received_at = 0.0  # loop time of the pump's last message
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -103,15 +105,23 @@ class LayerBroker:
                 log.exception("channel layer probe failed")
 
     async def _probe(self) -> bool:
-        """Publish to our own group; True if it came back through the layer in time."""
+        """Publish to our own group; True if it came back through the layer.
+
+        A probe queued behind a burst is late, not lost: while the pump keeps receiving, keep
+        waiting (up to PROBE_PATIENCE timeouts), so a busy process never drops its memberships.
+        """
         self._probe_seq += 1
         self._probe_back.clear()
         await self.send(self._probe_group, {"type": PROBE, "seq": self._probe_seq})
-        try:
-            await asyncio.wait_for(self._probe_back.wait(), PROBE_TIMEOUT)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        loop = asyncio.get_running_loop()
+        for _ in range(PROBE_PATIENCE):
+            try:
+                await asyncio.wait_for(self._probe_back.wait(), PROBE_TIMEOUT)
+                return True
+            except asyncio.TimeoutError:
+                if loop.time() - self._received_at > PROBE_TIMEOUT:
+                    return False  # nothing at all arrived meanwhile: the probe is lost
+        return False
 
     async def _rejoin(self, remake: bool) -> None:
         """Join every group again; ``remake`` drops each membership first (forces a resubscribe)."""
@@ -134,6 +144,7 @@ class LayerBroker:
                 log.exception("channel layer receive failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
+            self._received_at = asyncio.get_running_loop().time()
             if message.get("type") == PROBE:
                 if message.get("seq") == self._probe_seq:
                     self._probe_back.set()
