@@ -1,6 +1,7 @@
 """``python -m bench``: start each server, measure it with the Node load generator, print the table."""
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="let server and generator share all cores")
     parser.add_argument("--write", type=Path, metavar="FILE", help="also write the Markdown report to FILE")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every server and generator process is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     profile = SMALL if args.small else FULL
     results = runner.run(profile, set(args.only) if args.only else None, pin=not args.no_pin,
                          log=lambda line: print(line, file=sys.stderr, flush=True))

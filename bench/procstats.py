@@ -62,8 +62,9 @@ class CpuMeter:
         self.wall0, self.cpu0 = wall, cpu_seconds(self.pids_of())
 
     def stop(self, wall: float) -> float:
-        elapsed = max(wall - self.wall0, 1e-9)
-        return (cpu_seconds(self.pids_of()) - self.cpu0) / elapsed
+        """The share of one core used since start(); the CPU seconds are kept in ``used``."""
+        self.used = cpu_seconds(self.pids_of()) - self.cpu0
+        return self.used / max(wall - self.wall0, 1e-9)
 
 
 @contextmanager

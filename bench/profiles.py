@@ -17,11 +17,12 @@ class Profile:
     min_messages: int = 3
     max_messages: int = 200
     repeats: int = 3  # fan-out runs per size; the median is reported
+    probe_timeout: float = 20.0  # the first run of each size; a slower server gets only that run
     generator_workers: int = 4
     publish_concurrency: int = 8  # in-flight signed HTTP publishes when measuring publishes/s
 
 
 FULL = Profile("full")
 SMALL = Profile("small", fanout_subscribers=(20, 50), idle_connections=50, latency_seconds=1.0, burst=40,
-                publish_seconds=0.5, fanout_seconds=0.2, min_messages=2, max_messages=20, repeats=1,
+                publish_seconds=0.5, fanout_seconds=0.2, min_messages=2, max_messages=20, repeats=1, probe_timeout=10.0,
                 generator_workers=2, publish_concurrency=2)

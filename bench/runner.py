@@ -59,8 +59,9 @@ def measure_server(target, profile: Profile, server_cpus, generator_cpus, log) -
         log(f"  fan-out {big}: {results[f'fanout_{big}'].value:,.0f}/s {results[f'fanout_{big}'].detail}")
         results.update({f"latency_{k}": v for k, v in
                         scenarios.latency(bench, big, results[f"fanout_{big}"].value).items()})
-        log(f"  latency p50/p99/max: {results['latency_p50'].value:.1f}/{results['latency_p99'].value:.1f}/"
-            f"{results['latency_max'].value:.1f} ms {results['latency_p99'].detail}")
+        if "latency_p99" in results:
+            log(f"  latency p50/p99/max: {results['latency_p50'].value:.1f}/{results['latency_p99'].value:.1f}/"
+                f"{results['latency_max'].value:.1f} ms {results['latency_p99'].detail}")
         bench.subs.close()
         for size in profile.fanout_subscribers:
             if size != big:

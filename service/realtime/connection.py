@@ -8,13 +8,25 @@ hand: almost always it finishes right there. If it does suspend (the peer is not
 and the transport paused writing), the rest of that send and any later frames go through a
 per-socket backlog drained by one task; a socket whose backlog passes ``max_pending`` is
 closed with 4100 so it reconnects later instead of growing memory without bound.
+
+Fan-out also skips the ASGI send entirely when it can. With permessage-deflate off a
+server's text frame is the same bytes for every socket, so the hub frames a broadcast once
+(:func:`text_frame`) and, for a server we know (uvicorn's websockets-sansio protocol,
+daphne's autobahn protocol), :meth:`Connection.send` writes those bytes straight to the
+socket's transport while the socket is open, writable and has nothing queued: one
+``transport.write`` per subscriber instead of a coroutine, a message dict and a framing per
+subscriber (measured in bench/: the ASGI path costs about 3x the direct write). Anything
+else (unknown server, paused transport, backlog) takes the ASGI path above, unchanged.
 """
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from websockets.protocol import State
 
 from . import codes
 
@@ -27,7 +39,7 @@ class Connection:
     """One physical socket as the hub sees it: identity plus a non-blocking send."""
 
     __slots__ = (
-        "socket_id", "app", "_asgi_send", "_backlog", "_drainer", "closed", "max_pending",
+        "socket_id", "app", "_asgi_send", "_direct", "_write_direct", "_backlog", "_drainer", "closed", "max_pending",
         "channels", "user_id", "user_data", "tabs", "last_seen", "pinged", "origin",
         "client_event_times",
     )
@@ -36,6 +48,8 @@ class Connection:
         self.socket_id = socket_id
         self.app = app
         self._asgi_send = asgi_send
+        # The server's protocol object and how to write a framed text to it, when we know it.
+        self._direct, self._write_direct = _direct_writer(asgi_send)
         self._backlog: deque[dict[str, Any]] | None = None
         self._drainer: asyncio.Task | None = None
         self.closed = False
@@ -49,9 +63,15 @@ class Connection:
         self.client_event_times: deque[float] = deque()  # for the 10 client events/s limit
         self.origin: str | None = None
 
-    def send(self, text: str) -> None:
-        """Write one text frame now if possible, else queue it; never blocks the caller."""
+    def send(self, text: str, wire: bytes | None = None) -> None:
+        """Write one text frame now if possible, else queue it; never blocks the caller.
+
+        ``wire`` is ``text_frame(text)`` when the caller framed it once for many sockets.
+        """
         if self.closed:
+            return
+        if self._direct is not None and self._backlog is None and \
+                self._write_direct(self._direct, text_frame(text) if wire is None else wire):
             return
         message = {"type": "websocket.send", "text": text}
         if self._backlog is not None:
@@ -104,6 +124,59 @@ class Connection:
             await self._asgi_send(message)
         except Exception:  # noqa: BLE001 - already gone
             pass
+
+
+def text_frame(text: str) -> bytes:
+    """The RFC 6455 frame a server sends for ``text``: final, unmasked, no extensions."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+
+
+def _uvicorn_write(protocol, wire: bytes) -> bool:
+    """uvicorn websockets-sansio: the checks its ``send()`` makes before writing, minus the await."""
+    conn = protocol.conn
+    if protocol.writable.is_set() and not protocol.close_sent and not protocol.disconnected \
+            and conn.state is _OPEN and not conn.extensions:
+        protocol.transport.write(wire)
+        return True
+    return False
+
+
+def _autobahn_write(protocol, wire: bytes) -> bool:
+    """daphne (autobahn): what ``sendMessage`` does for an open socket without compression."""
+    if protocol.state == protocol.STATE_OPEN and protocol._perMessageCompress is None:  # noqa: SLF001
+        protocol.sendData(wire)
+        return True
+    return False
+
+
+_OPEN = State.OPEN
+_UVICORN = ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol")
+_DAPHNE = ("daphne.ws_protocol", "WebSocketProtocol")
+
+
+def _direct_writer(asgi_send) -> tuple[Any, Callable[[Any, bytes], bool] | None]:
+    """(protocol, write function) for a server whose socket we can write to directly, else (None, None).
+
+    uvicorn hands the app its protocol's bound ``send``; daphne a ``partial(server.handle_reply,
+    protocol)``. Matched by exact class so a subclass or another server falls back to ASGI.
+    """
+    protocol = getattr(asgi_send, "__self__", None)
+    if protocol is not None and _class_of(protocol) == _UVICORN:
+        return protocol, _uvicorn_write
+    protocol = asgi_send.args[0] if isinstance(asgi_send, functools.partial) and asgi_send.args else None
+    if protocol is not None and _class_of(protocol) == _DAPHNE:
+        return protocol, _autobahn_write
+    return None, None
+
+
+def _class_of(obj) -> tuple[str, str]:
+    return type(obj).__module__, type(obj).__qualname__
 
 
 class _Resume:

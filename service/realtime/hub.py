@@ -8,7 +8,7 @@ pre-encoded frame to every local subscriber.
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .connection import Connection
+from .connection import Connection, text_frame
 
 ChannelKey = tuple[int, str]  # (app id, channel name)
 
@@ -101,11 +101,12 @@ class Hub:
         subscribers = self._channels.get((app_id, channel))
         if not subscribers:
             return 0
+        wire = text_frame(frame)  # framed once: with no extensions every socket gets the same bytes
         sent = 0
         extra_tabs = 0  # tabs beyond one per socket; most sockets carry exactly one
         for socket_id, conn in subscribers.items():  # Connection.send never changes the dict
             if socket_id != except_socket:
-                conn.send(frame)
+                conn.send(frame, wire)
                 sent += 1
                 if conn.tabs != 1:
                     extra_tabs += conn.tabs - 1
