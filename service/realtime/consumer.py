@@ -62,7 +62,9 @@ class PusherConsumer(AsyncConsumer):
         if not app.enabled:
             return await self._refuse(codes.APP_DISABLED, "Application is disabled")
         origin = _header(self.scope, b"origin")
-        if not app.origin_allowed(origin):
+        # A page of this service itself (the SDK's worker frame, whose embedding the frame
+        # page restricts to the app's origins with frame-ancestors) is always allowed.
+        if not app.origin_allowed(origin) and not _same_origin(origin, _header(self.scope, b"host")):
             return await self._refuse(codes.UNAUTHORIZED, f"Origin not allowed: {origin}")
         node = await get_node()
         if not node.accepting:
@@ -268,6 +270,13 @@ class PusherConsumer(AsyncConsumer):
                           "per second")
         times.append(now)
         await self.node.client_event(conn, channel, frame.event, frame.data)
+
+
+def _same_origin(origin: str | None, host: str | None) -> bool:
+    """True if the Origin header names this very host (scheme aside)."""
+    if not origin or not host:
+        return False
+    return origin.partition("://")[2].rstrip("/").lower() == host.lower()
 
 
 def _header(scope, name: bytes) -> str | None:

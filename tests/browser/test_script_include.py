@@ -3,7 +3,7 @@ worker stub; same-site and cross-site."""
 
 import pytest
 
-from tests.browser.conftest import listen_and_wait, open_tabs, wait_for_event, wait_for_stats
+from tests.browser.conftest import listen_and_wait, open_tabs, stats, wait_for_event, wait_for_stats
 from tests.browser.customer_site import CustomerSite
 from tests.support.clients import python_backend
 
@@ -56,3 +56,29 @@ def test_customer_hosted_worker_stub(server, cross_site, new_context):
     python_backend(cross_site.app).trigger(["stub"], "hello", {"via": "stub"})
     for page in pages:
         assert wait_for_event(page, "stub", "hello") == [{"via": "stub"}]
+
+
+@pytest.fixture(scope="module")
+def restricted(server):
+    """An app that only allows its own customer site; plus a site it does not allow."""
+    app = server.create_app("restricted", client_events=True)
+    allowed = CustomerSite(server.http, app).start()
+    server.update_app(app["app_id"], allowed_origins=allowed.origin)
+    intruder = CustomerSite(server.http, app, host="localhost").start()
+    yield allowed, intruder
+    allowed.stop()
+    intruder.stop()
+
+
+def test_app_with_allowed_origins_works_through_the_iframe_and_refuses_other_sites(server, restricted, new_context):
+    allowed, intruder = restricted
+    key = allowed.app["key"]
+    pages = open_tabs(new_context(), allowed.url(key=key), 2)
+    listen_and_wait(pages, "orders")
+    assert {page.evaluate("tabcast.transport") for page in pages} == {"shared-worker"}
+    wait_for_stats(server, key, connections=1, tabs=2)
+
+    # Another site may not frame the worker (frame-ancestors) nor connect itself (Origin).
+    (stranger,) = open_tabs(new_context(), intruder.url(key=key), 1)
+    stranger.wait_for_function("() => tabcast.connection.state === 'failed'", timeout=20_000)
+    assert stats(server, key)["connections"] == 1

@@ -31,7 +31,7 @@ export async function openWorkerLink({ workerUrl, key, tab, onMessage, onFailure
 
 /** A SharedWorker on the Tabcast origin, reached through a hidden iframe (for pages on
  * other origins with no file of ours to host). */
-export function openFrameLink({ origin, key, tab, onMessage, onFailure }) {
+export function openFrameLink({ origin, key, tab, signal, onMessage, onFailure }) {
   return new Promise((resolve, reject) => {
     const iframe = document.createElement('iframe');
     const query = new URLSearchParams({ v: SDK_VERSION, key });
@@ -63,6 +63,12 @@ export function openFrameLink({ origin, key, tab, onMessage, onFailure }) {
       }
     }
     addEventListener('message', listen);
+    // A frame the page may not embed (frame-ancestors) loads an error page that never answers.
+    signal?.addEventListener('abort', () => {
+      if (link) return;
+      remove();
+      reject(signal.reason);
+    }, { once: true });
     iframe.addEventListener('load', () => {
       iframe.contentWindow.postMessage({ type: 'tabcast:connect', tab, key }, origin);
     }, { once: true });

@@ -136,32 +136,38 @@ export class Tabcast {
     }
     for (const name of candidates) {
       let link = null;
+      // Opening a transport can hang (e.g. a frame the page may not embed never answers).
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(new Error(`${name}: timed out`)), this.options.handshakeTimeoutMs);
       try {
         link = await openTransport(name, {
-          options: this.options, tab: this.tab,
+          options: this.options, tab: this.tab, signal: abort.signal,
           onMessage: (msg) => this._receive(link, msg),
           onFailure: (err) => this._linkFailed(link, err),
         });
-        await this._greet(link);
+        await this._greet(link, abort.signal);
         return;
       } catch (err) {
         link?.close();
         if (this.link === link) this.link = null;
         this.lastError = err;
+      } finally {
+        clearTimeout(timer);
       }
     }
     this._fail(this.lastError);
   }
 
   // Say hello and wait for the hub's welcome (or refusal) before trusting the link.
-  _greet(link) {
+  _greet(link, signal) {
     this.link = link;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${link.name}: no answer from the hub`)),
-        this.options.handshakeTimeoutMs);
+      const timedOut = () => reject(new Error(`${link.name}: no answer from the hub`));
+      if (signal.aborted) timedOut();
+      signal.addEventListener('abort', timedOut, { once: true });
       link.greeting = {
-        accept: () => { clearTimeout(timer); resolve(); },
-        refuse: (err) => { clearTimeout(timer); reject(err); },
+        accept: resolve,
+        refuse: reject,
       };
       this._hello();
     });

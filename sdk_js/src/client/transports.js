@@ -17,10 +17,10 @@ export function candidateTransports(forced, env = globalThis) {
   return list;
 }
 
-/** Open the link for `name`; `ctx` = {options, tab, onMessage, onFailure}. */
-export function openTransport(name, { options, tab, onMessage, onFailure }) {
+/** Open the link for `name`; `ctx` = {options, tab, signal, onMessage, onFailure}. */
+export function openTransport(name, { options, tab, signal, onMessage, onFailure }) {
   const { key, httpOrigin, workerUrl } = options;
-  const common = { key, tab, onMessage, onFailure };
+  const common = { key, tab, signal, onMessage, onFailure };
   if (name === 'shared-worker') {
     if (typeof SharedWorker !== 'function') throw new Error('SharedWorker is not supported here');
     if (workerUrl) return openWorkerLink({ ...common, workerUrl });
