@@ -57,16 +57,11 @@ def test_overview_and_console_live_through_tabcast(server, browser):
     demo.goto(f"{server.http}/demo/?key={key}")
     demo.click("#add-tab")
 
-    page.on("console", lambda m: print("overview console:", m.text))
     page.goto(f"{server.http}/dashboard/apps/{app_id}/overview/")
     page.wait_for_selector("#live-state.badge--on")
-    page.wait_for_timeout(4000)
-    page.screenshot(path=str(ARTIFACTS / "debug.png"), full_page=True)
-    print(demo.inner_text(".demo__stats"))
     page.wait_for_function("document.getElementById('kpi-sockets').textContent === '1' && "
                            f"document.getElementById('kpi-tabs').textContent === '{DEMO_TABS}'")
     assert page.inner_text("#kpi-saved") == str(DEMO_TABS - 1)
-    page.wait_for_timeout(0)
     page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
 
     page.goto(f"{server.http}/dashboard/apps/{app_id}/console/")
