@@ -1,11 +1,15 @@
 """The live demo page on the Tabcast origin: frames share one socket, the counter proves it."""
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import wait_for_stats
 
+pytestmark = pytest.mark.browser
 
-def frame_texts(page, selector: str) -> list[str]:
+
+def in_every_frame(page, selector: str) -> list:
+    """A locator of ``selector`` inside each demo tab frame."""
     return [page.frame_locator("#tabs iframe").nth(i).locator(selector)
             for i in range(page.locator("#tabs iframe").count())]
 
@@ -17,11 +21,11 @@ def test_demo_frames_share_one_connection_and_all_receive_a_publish(server, new_
     page.click("#add-tab")
     page.click("#add-tab")
     expect(page.locator("#tabs iframe")).to_have_count(5)
-    for state in frame_texts(page, "#state"):
+    for state in in_every_frame(page, "#state"):
         expect(state).to_have_text("connected", timeout=15_000)
-    for transport in frame_texts(page, "#transport"):
+    for transport in in_every_frame(page, "#transport"):
         expect(transport).to_have_text("shared-worker")
-    for members in frame_texts(page, "#members"):  # presence: one member per browser
+    for members in in_every_frame(page, "#members"):  # presence: one member per browser
         expect(members).to_have_text("1", timeout=15_000)
     expect(page.locator("#stat-connections")).to_have_text("1", timeout=15_000)
     expect(page.locator("#stat-tabs")).to_have_text("5", timeout=15_000)
@@ -29,7 +33,7 @@ def test_demo_frames_share_one_connection_and_all_receive_a_publish(server, new_
     page.fill("#publish-text", "hello, every frame")
     page.click("#publish button[type=submit]")
     expect(page.locator("#publish-status")).to_have_text("sent")
-    for events in frame_texts(page, "#events"):
+    for events in in_every_frame(page, "#events"):
         expect(events).to_contain_text("hello, every frame", timeout=15_000)
 
     page.click("#remove-tab")

@@ -2,8 +2,12 @@
 
 import time
 
+import pytest
+
 from tests.browser.conftest import listen_and_wait, open_tabs, wait_connected, wait_for_event, wait_for_stats
 from tests.support.clients import python_backend
+
+pytestmark = pytest.mark.browser
 
 
 def leaders(pages) -> list:

@@ -7,6 +7,8 @@ from tests.browser.customer_site import CustomerSite
 from tests.support.clients import python_backend
 from tests.support.processes import TabcastProcess
 
+pytestmark = pytest.mark.browser
+
 
 class RestartableServer:
     """A Tabcast server that can be stopped and started again on the same port and database."""

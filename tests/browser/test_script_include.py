@@ -7,6 +7,8 @@ from tests.browser.conftest import listen_and_wait, open_tabs, stats, wait_for_e
 from tests.browser.customer_site import CustomerSite
 from tests.support.clients import python_backend
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture(scope="module")
 def cross_site(server):

@@ -1,8 +1,12 @@
 """SharedWorker mode: every tab of a browser profile shares one WebSocket."""
 
+import pytest
+
 from tests.browser.conftest import listen_and_wait, open_tabs, stats, wait_connected, wait_for_event, wait_for_stats
 from tests.support.clients import python_backend
 from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.browser
 
 
 def test_ten_tabs_share_one_connection_and_all_get_events(server, customer, new_context):
