@@ -11,7 +11,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ("user", "tenant", "role")
+    list_display = ("user", "tenant", "role", "joined_at")
     list_select_related = ("user", "tenant")
 
 

@@ -1,5 +1,6 @@
 """The app pages: list, create, detail with getting started, settings, credentials, delete."""
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,6 +14,9 @@ from django.views.decorators.http import require_POST
 from .. import services, snippets
 from ..access import tenant_app, tenant_required
 from ..forms import AppCreateForm, AppDeleteForm, AppSettingsForm
+
+# Who did what to credentials, for the operator's audit trail; never the secrets themselves.
+audit = logging.getLogger("tenants.audit")
 
 
 @tenant_required
@@ -44,6 +48,7 @@ def app_detail(request, app):
 @tenant_app
 def app_reveal(request, app):
     """The secret is only ever sent in answer to this explicit POST, never cached."""
+    audit.info("secret of app %s revealed to user %s", app.id, request.user.pk)
     return _render_detail(request, app, secret=app.secret)
 
 
@@ -68,6 +73,7 @@ def _grace_period() -> str:
 def app_rotate(request, app):
     """New secret; the old one works for the grace period shown on the page."""
     services.rotate_secret(app)
+    audit.info("secret of app %s rotated by user %s", app.id, request.user.pk)
     until = timezone.localtime(app.previous_secret_expires_at)
     messages.success(request, f"New secret generated. The previous secret keeps working until "
                               f"{until:%Y-%m-%d %H:%M} {until.tzname()}; update your servers before then.")
@@ -79,6 +85,7 @@ def app_rotate(request, app):
 def app_expire_previous(request, app):
     """Stop accepting the rotated-out secret before its grace period ends."""
     services.expire_previous_secret(app)
+    audit.info("previous secret of app %s revoked by user %s", app.id, request.user.pk)
     messages.success(request, "The previous secret no longer works.")
     return redirect("tenants:app_detail", app.id)
 
@@ -110,8 +117,9 @@ def app_delete(request, app):
     """Confirm by typing the app's name, then delete it and its keys."""
     form = AppDeleteForm(request.POST or None, app=app)
     if request.method == "POST" and form.is_valid():
-        name = app.name
+        name, app_id = app.name, app.id
         services.delete_app(app)
+        audit.info("app %s deleted by user %s", app_id, request.user.pk)
         messages.success(request, f"{name} was deleted. Its keys no longer work.")
         return redirect("tenants:app_list")
     return render(request, "tenants/app_delete.html", {"app": app, "form": form})

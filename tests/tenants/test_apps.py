@@ -208,3 +208,16 @@ def test_a_new_user_sees_an_empty_state(make_user):
     client.force_login(make_user("fresh@example.com"))
     page = client.get(reverse("tenants:app_list")).content.decode()
     assert "Create your first app" in page
+
+
+def test_credential_actions_are_audited_without_ever_logging_a_secret(alice, alice_client, alice_app, caplog):
+    old = alice_app.secret
+    with caplog.at_level("DEBUG"):
+        alice_client.post(reverse("tenants:app_reveal", args=[alice_app.id]))
+        alice_client.post(reverse("tenants:app_rotate", args=[alice_app.id]))
+    alice_app.refresh_from_db()
+    audit = [r.getMessage() for r in caplog.records if r.name == "tenants.audit"]
+    assert audit == [f"secret of app {alice_app.id} revealed to user {alice.pk}",
+                     f"secret of app {alice_app.id} rotated by user {alice.pk}"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert old not in logged and alice_app.secret not in logged
