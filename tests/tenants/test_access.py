@@ -103,3 +103,14 @@ def test_a_teammate_sees_the_teams_apps(make_user, alice, alice_app):
 
 def test_unknown_app_id_is_a_404(alice_client):
     assert alice_client.get(reverse("tenants:app_detail", args=[999999])).status_code == 404
+
+
+@pytest.mark.parametrize(("name", "active"), [
+    ("tenants:app_list", "Apps"), ("tenants:app_new", "Apps"), ("tenants:team", "Team"),
+    ("tenants:password_change", None),
+])
+def test_the_nav_marks_the_current_section(alice_client, name, active):
+    page = alice_client.get(reverse(name)).content.decode()
+    nav = page.split('<nav class="nav"')[1].split("</nav>")[0]
+    current = [label for label in ("Apps", "Team") if f'aria-current="page">{label}<' in nav]
+    assert current == ([active] if active else [])
