@@ -196,10 +196,12 @@ def acceptance_problem(invitation: Invitation, user) -> str | None:
     if membership is None or membership.tenant_id == invitation.tenant_id:
         return None
     old = membership.tenant
-    alone = not Membership.objects.filter(tenant=old).exclude(user=user).exists()
-    if alone and apps_of(old).exists():
+    others = Membership.objects.filter(tenant=old).exclude(user=user)
+    if not others.exists() and apps_of(old).exists():
         return (f"You are the only member of {old.name}, which still has apps. "
                 "Delete them first, or invite someone to keep them.")
+    if membership.is_owner and others.exists() and not others.filter(role=Membership.Role.OWNER).exists():
+        return f"You own {old.name}, which has other members: it would be left without an owner."
     return None
 
 

@@ -133,3 +133,16 @@ def test_team_actions_are_scoped_to_the_owners_tenant(alice_client, bob):
     alice_client.post(reverse("tenants:revoke_invitation", args=[bob_invitation.id]))
     assert Membership.objects.filter(id=bob_membership.id).exists()
     assert Invitation.objects.filter(id=bob_invitation.id).exists()
+
+
+def test_the_only_owner_of_a_team_with_members_cannot_leave_it_ownerless(alice_client, bob):
+    """Bob owns a team with a member; joining Alice's team would leave that team with no owner."""
+    bob_client = Client()
+    bob_client.force_login(bob)
+    member_link = invite(bob_client, "dana@example.com")
+    Client().post(member_link, {"password": PASSWORD})
+    link = invite(alice_client, "bob@example.com")
+    page = bob_client.get(link).content.decode()
+    assert "would be left without an owner" in page
+    bob_client.post(link)
+    assert services.tenant_of(bob).name == "Bob's team"
