@@ -5,6 +5,11 @@
   const { COLORS, timeChart, compact } = window.TabcastCharts;
   const page = document.getElementById("overview").dataset;
   const WINDOW = 300; // seconds of live history kept on screen
+  let history = null; // what the history charts and savings show now
+  let refreshing = null; // a pending history refresh
+  let refreshedAt = 0;
+  let lastTotals = null; // traffic totals of the previous live sample
+  const REFRESH_GAP = 5000; // ms between history refreshes driven by live samples
 
   // --- live ---
   const live = { t: [], sockets: [], tabs: [], messages: [], deliveries: [] };
@@ -31,11 +36,22 @@
     live.messages.push(sample.messages_per_s ?? null);
     live.deliveries.push(sample.deliveries_per_s ?? null);
     while (live.t.length && live.t[0] < sample.t - WINDOW) Object.values(live).forEach((a) => a.shift());
-    connectionsChart.setData([live.t, live.sockets, live.tabs]);
-    messagesChart.setData([live.t, live.messages, live.deliveries]);
+    // An empty point five minutes back keeps the x axis at the full window from the first sample.
+    const x = [sample.t - WINDOW, ...live.t];
+    const series = (values) => [null, ...values];
+    connectionsChart.setData([x, series(live.sockets), series(live.tabs)]);
+    connectionsChart.root.parentElement.dataset.samples = live.t.length; // for tests and curious readers
+    messagesChart.setData([x, series(live.messages), series(live.deliveries)]);
     setText("kpi-sockets", sample.sockets);
     setText("kpi-tabs", sample.tabs);
     setText("kpi-saved", Math.max(sample.tabs - sample.sockets, 0));
+    // New traffic or a new peak changes the history and the savings too (the first sample
+    // also refreshes them: the page may have loaded just before the last counts were flushed).
+    const totals = sample.totals;
+    const moved = !lastTotals || totals.messages !== lastTotals.messages || totals.deliveries !== lastTotals.deliveries;
+    const peaked = history && (sample.sockets > history.summary.peak_sockets || sample.tabs > history.summary.peak_tabs);
+    lastTotals = totals;
+    if (moved || peaked) refreshHistorySoon();
     if (sample.messages_per_s !== undefined) {
       setText("kpi-rate", compact(sample.messages_per_s));
       setText("kpi-deliveries", compact(sample.deliveries_per_s));
@@ -68,7 +84,17 @@
     return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
   }
 
-  function renderHistory(history) {
+  function refreshHistorySoon() {
+    if (refreshing) return;
+    refreshing = setTimeout(() => {
+      refreshing = null;
+      refreshedAt = Date.now();
+      loadHistory(document.querySelector(".segmented__item.is-active").dataset.range);
+    }, Math.max(0, refreshedAt + REFRESH_GAP - Date.now()));
+  }
+
+  function renderHistory(shown) {
+    history = shown;
     const step = history.granularity === "day" ? 86400 : 3600; // seconds per bar
     // An empty slot at both ends gives the first and last bars room (uPlot centres bars on x).
     const x = history.points.map((p) => Date.parse(p.start) / 1000);
