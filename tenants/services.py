@@ -164,7 +164,7 @@ def invite(tenant: Tenant, email: str, invited_by, accept_url_for) -> Invitation
         Invitation.objects.filter(tenant=tenant, email=email, accepted_at=None).delete()
         invitation = Invitation.objects.create(tenant=tenant, email=email, invited_by=invited_by)
     context = {"invitation": invitation, "accept_url": accept_url_for(invitation.token),
-               "inviter": invited_by.email or invited_by.get_username()}
+               "inviter": invited_by.email or invited_by.get_username(), "valid_days": INVITATION_VALID_DAYS}
     subject = render_to_string("tenants/email/invitation_subject.txt", context).strip()
     body = render_to_string("tenants/email/invitation_body.txt", context)
     send_mail(subject, body, None, [email])

@@ -22,12 +22,14 @@ def team(request):
             email = form.cleaned_data["email"]
             services.invite(request.tenant, email, request.user,
                             lambda token: request.build_absolute_uri(reverse("tenants:invitation", args=[token])))
-            messages.success(request, f"Invitation sent to {email}. The link works for 7 days.")
+            messages.success(request, f"Invitation sent to {email}. "
+                                      f"The link works for {services.INVITATION_VALID_DAYS} days.")
             return redirect("tenants:team")
     return render(request, "tenants/team.html", {
         "form": form,
         "members": services.members_of(request.tenant),
         "invitations": services.pending_invitations(request.tenant),
+        "valid_days": services.INVITATION_VALID_DAYS,
     })
 
 

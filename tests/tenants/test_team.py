@@ -29,6 +29,7 @@ def test_invitation_email_names_the_team_and_the_inviter(alice_client):
     message = mail.outbox[0]
     assert message.to == ["dana@example.com"]
     assert message.subject == "alice@example.com invited you to Alice's team on Tabcast"
+    assert "the link works for 7 days" in message.body
     page = alice_client.get(reverse("tenants:team")).content.decode()
     assert "dana@example.com" in page and "Pending invitations" in page
 
