@@ -6,7 +6,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.browser.conftest import browser  # noqa: F401 - the shared headless Chromium fixture
+# The headless Chromium fixtures of the SDK browser suite (browser needs playwright).
+from tests.browser.conftest import browser, playwright  # noqa: F401
 from tests.support.clients import python_backend
 
 from .test_live_server import Dashboard, snippet
