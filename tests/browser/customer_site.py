@@ -19,6 +19,8 @@ PAGE = """<!doctype html>
   const params = new URLSearchParams(location.search);
   if (params.get('user')) document.cookie = 'user=' + params.get('user') + '; path=/';
   window.received = [];
+  window.restoredFromCache = false;
+  addEventListener('pageshow', (e) => {{ if (e.persisted) window.restoredFromCache = true; }});
   window.states = [];
   const options = {{ authEndpoint: '/pusher/auth', userAuthentication: {{ endpoint: '/pusher/user-auth' }},
                     backoff: {{ min: 200, max: 2000 }} }};
@@ -61,6 +63,8 @@ class CustomerSite:
                 path = urlparse(self.path).path
                 if path == "/tab.html":
                     self._send(200, "text/html; charset=utf-8", PAGE.format(tabcast=site.tabcast_http).encode())
+                elif path == "/away.html":  # somewhere to navigate to (bfcache tests)
+                    self._send(200, "text/html; charset=utf-8", b"<!doctype html><title>Away</title><p>away</p>")
                 elif path == "/tabcast-worker.js":
                     self._send(200, "text/javascript", WORKER_STUB.format(tabcast=site.tabcast_http).encode())
                 else:
