@@ -6,8 +6,12 @@ console's test-event form reaches the app's real subscribers.
 """
 
 import json
+import time
+
+import pytest
 
 from tests.support.clients import python_backend
+from tests.support.processes import TabcastProcess
 
 from .support import DashboardSession, SharedWorkerSocket
 
@@ -79,3 +83,30 @@ def test_debug_console_is_rate_limited_and_says_how_many_it_left_out(tabcast, ap
     assert all(len(b["events"]) <= 25 for b in batches)
     assert sum(b["dropped"] for b in batches) > 0
     viewer.close()
+
+
+@pytest.mark.redis
+def test_feeds_cross_processes_on_redis(redis_url, pusherjs):
+    """A dashboard on one process sees the cluster's counts and the other process's events."""
+    first = TabcastProcess(redis_url=redis_url).start()
+    second = TabcastProcess(redis_url=redis_url, var_dir=first.var_dir).start(migrate=False)
+    try:
+        app = first.create_app("feeds-cluster")
+        owner = DashboardSession.owner_of(first, app["app_id"], "owner@feeds-cluster.test").use(second)
+        metrics = watch(second, owner, f"private-metrics-{app['app_id']}", app["app_id"])
+        debug = watch(second, owner, f"private-debug-{app['app_id']}", app["app_id"])
+        # Other processes notice a new console within half a second (their watch refresh): a
+        # metrics sample stamped later than that by the server's clock shows the time has passed.
+        noticed_by = time.time() + 0.6
+        next_payloads(metrics, "metrics", lambda got: got[-1]["t"] >= noticed_by)
+        SharedWorkerSocket(first, app["key"], tabs=3).subscribe("orders")  # on the first process
+
+        samples = next_payloads(metrics, "metrics", lambda got: got[-1]["tabs"] == 3)
+        assert (samples[-1]["sockets"], samples[-1]["tabs"]) == (1, 3)
+        batches = next_payloads(debug, "events", lambda got: any(e["kind"] == "subscribed"
+                                                                 for b in got for e in b["events"]))
+        subscribed = [e for b in batches for e in b["events"] if e["kind"] == "subscribed"]
+        assert subscribed[0]["channel"] == "orders"
+    finally:
+        second.stop()
+        first.stop()
