@@ -82,3 +82,99 @@ class DashboardApp(models.Model):
 
     role = models.CharField(max_length=20, unique=True, default=ROLE)
     app = models.OneToOneField("tenants.App", on_delete=models.CASCADE, related_name="+")
+
+
+# --- Stripe billing ---------------------------------------------------------------------------
+
+
+class PlanPricing(models.Model):
+    """The Stripe side of a paid plan: its product and the metered price on peak connections.
+
+    The flat price (``Plan.stripe_price_id``) includes ``included_connections``; each physical
+    connection of the billing period's peak above that costs ``overage_cents_per_connection``.
+    """
+
+    plan = models.OneToOneField(Plan, on_delete=models.CASCADE, related_name="pricing")
+    included_connections = models.PositiveIntegerField()
+    overage_cents_per_connection = models.DecimalField(max_digits=10, decimal_places=4)
+    stripe_product_id = models.CharField(max_length=120, blank=True, default="")
+    stripe_metered_price_id = models.CharField(max_length=120, blank=True, default="")
+
+    def __str__(self):
+        return f"{self.plan} pricing"
+
+
+class StripeMeter(models.Model):
+    """The Billing Meter that receives a meter event name (one meter per event name in Stripe)."""
+
+    event_name = models.CharField(max_length=100, unique=True)
+    stripe_meter_id = models.CharField(max_length=120)
+
+    def __str__(self):
+        return self.event_name
+
+
+class SubscriptionState(models.Model):
+    """What Stripe last told us about a tenant's subscription (webhooks keep it current)."""
+
+    BILLABLE_STATUSES = ("active", "trialing", "past_due")
+
+    subscription = models.OneToOneField(Subscription, on_delete=models.CASCADE, related_name="state")
+    status = models.CharField(max_length=30, blank=True, default="")
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    # Kept when a new period starts, so the old period's last hours can still be reported.
+    previous_period_start = models.DateTimeField(null=True, blank=True)
+    previous_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    last_event_at = models.DateTimeField(null=True, blank=True, help_text="`created` of the newest event applied")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.subscription}: {self.status or 'no status'}"
+
+    @property
+    def is_billable(self) -> bool:
+        return self.status in self.BILLABLE_STATUSES
+
+
+class ProcessedStripeEvent(models.Model):
+    """A webhook event already applied: saved with its side effects, so a redelivery is a no-op."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.event_id} ({self.type})"
+
+
+class UsageReport(models.Model):
+    """One meter event for one closed hour: the period's running peak of physical connections."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    PEAK_CONNECTIONS = "peak_connections"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="usage_reports")
+    metric = models.CharField(max_length=40, default=PEAK_CONNECTIONS)
+    window_start = models.DateTimeField(help_text="Start of the reported hour (UTC)")
+    period_start = models.DateTimeField(help_text="Start of the billing period the value belongs to")
+    value = models.PositiveIntegerField()
+    identifier = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "metric", "window_start"],
+                                               name="usage_report_once_per_window")]
+        indexes = [models.Index(fields=["status", "window_start"])]
+
+    def __str__(self):
+        return self.identifier

@@ -204,3 +204,14 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+# --- Billing (Stripe) -------------------------------------------------------------------------
+
+# Without a secret key billing pages say billing is not configured and nothing calls Stripe.
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+# Signing secret (whsec_...) of the webhook endpoint at /dashboard/billing/stripe/webhook.
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# Another API host (a local fake in tests, a proxy when self-hosting); empty: Stripe's own.
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+# Event name of the Billing Meter on peak physical connections.
+STRIPE_METER_EVENT_NAME = os.environ.get("STRIPE_METER_EVENT_NAME", "tabcast_peak_connections")
