@@ -127,3 +127,9 @@ def test_publish_test_event_without_js_redirects_back(alice_client, alice_app):
                                  {"channel": "orders", "event": "created", "data": "{}"})
     assert response.status_code == 302
     assert response.url == reverse("billing:console", args=[alice_app.id])
+
+
+@pytest.mark.parametrize("page", ["overview", "console"])
+def test_pages_answer_without_the_trailing_slash(alice_client, alice_app, page):
+    response = alice_client.get(f"/dashboard/apps/{alice_app.id}/{page}")
+    assert response.status_code == 301 and response.url == f"/dashboard/apps/{alice_app.id}/{page}/"
