@@ -21,7 +21,7 @@ from .channel_names import Kind, group_name, kind_of
 from .connection import Connection
 from .hub import AppTraffic, Hub
 from .state import CachedEvent, Member, build_state
-from .tenancy import AppInfo
+from .tenancy import AppInfo, get_app
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Node:
         self._tasks = [
             self.loop.create_task(self._sweep_idle()),
             self.loop.create_task(self._flush_traffic()),
+            self.loop.create_task(self._announce_departed()),
         ]
         self._started = True
 
@@ -281,6 +282,20 @@ class Node:
         return info
 
     # --- background tasks ---
+
+    async def _announce_departed(self) -> None:
+        """member_removed for users whose last sockets were on a process that died or stopped."""
+        while True:
+            await asyncio.sleep(1)
+            try:
+                for app_id, channel, member in await self.state.reap_departed():
+                    await self._send(app_id, channel, protocol.member_removed(channel, member.user_id))
+                    app = await get_app(app_id=app_id)
+                    if app is not None:
+                        self.webhooks.send(app, {"name": "member_removed", "channel": channel,
+                                                 "user_id": member.user_id})
+            except Exception:  # noqa: BLE001 - the next round retries
+                log.warning("could not announce departed members", exc_info=True)
 
     async def _sweep_idle(self) -> None:
         """Ping silent clients after activity_timeout; close with 4201 when the pong never comes."""

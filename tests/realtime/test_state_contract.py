@@ -153,6 +153,10 @@ class StateContract:
         assert (await state.traffic_totals(OTHER_APP))["messages"] == 0
         assert await state.usage(OTHER_APP, 0) == []
 
+    async def test_no_departures_without_dead_processes(self, state):
+        await state.add_member(APP, "presence-r", "1.1", Member("alice"))
+        assert await state.reap_departed() == []
+
     async def test_usage_source_names_the_bucket_store(self, state):
         assert state.usage_source
 
@@ -211,15 +215,20 @@ class TestSharedRedisState:
         assert await b.remove_member(APP, "presence-r", "2.1", "u") is True
         assert await a.members(APP, "presence-r") == {}
 
-    async def test_stop_removes_the_nodes_entries(self, nodes):
+    async def test_stop_removes_the_nodes_entries_and_hands_its_members_to_a_reaper(self, nodes):
         a, b = await nodes(), await nodes()
         await b.add_subscription(APP, "news", "2.1")
-        await b.add_member(APP, "presence-r", "2.1", Member("u"))
+        await b.add_member(APP, "presence-r", "2.1", Member("u", {"x": 1}))
+        await b.add_member(APP, "presence-r", "2.2", Member("both"))
+        await a.add_member(APP, "presence-r", "1.1", Member("both"))
         await b.connections_changed(APP, 1, 1)
         await b.stop()
         assert await a.channels(APP) == {}
-        assert await a.members(APP, "presence-r") == {}
+        assert list(await a.members(APP, "presence-r")) == ["both"]
         assert await a.connection_counts(APP) == (0, 0)
+        # "u" left with b (member_removed is due); "both" is still present through a.
+        assert await a.reap_departed() == [(APP, "presence-r", Member("u", {"x": 1}))]
+        assert await a.reap_departed() == []
 
     async def test_a_node_whose_heartbeat_expired_is_ignored(self, nodes, redis_url):
         a, dead = await nodes(), await nodes()
@@ -234,6 +243,9 @@ class TestSharedRedisState:
         assert await a.subscription_count(APP, "news") == 0
         assert await a.members(APP, "presence-r") == {}
         assert await a.connection_counts(APP) == (0, 0)
+        # Exactly one live node claims the dead one and learns whose member_removed is due.
+        claims = await asyncio.gather(a.reap_departed(), (await nodes()).reap_departed())
+        assert sorted(claims, key=len) == [[], [(APP, "presence-r", Member("u"))]]
         assert await a.add_member(APP, "presence-r", "1.1", Member("u")) is True
 
     async def test_entries_expire_without_heartbeat(self, nodes, redis_url):
@@ -243,7 +255,7 @@ class TestSharedRedisState:
         client = aioredis.Redis.from_url(redis_url)
         ttls = [await client.pttl(key) async for key in client.scan_iter(match=f"{dead.prefix}:*:{dead.node_id}*")]
         await client.aclose()
-        assert ttls and all(0 < ttl <= 1000 for ttl in ttls)
+        assert ttls and all(0 < ttl <= 2 * 1000 for ttl in ttls)  # 2 x NODE_TTL: long enough to be reaped
 
     async def test_heartbeat_rewrites_what_redis_lost(self, nodes, redis_url):
         a, b = await nodes(), await nodes()

@@ -109,6 +109,9 @@ def test_a_killed_process_drops_out_of_members_and_counts(cluster, app, pusherjs
 
     doomed.kill()  # SIGKILL: no goodbye, its entries in Redis stay behind until they expire
 
+    # A surviving process reaps the dead one and tells the channel its users left.
+    removed = survivor.wait_for(timeout=15, type="event", channel="presence-room", event="pusher:member_removed")
+    assert removed["data"]["id"] == "ghost"
     wait_until(lambda: [u["id"] for u in backend.users_info("presence-room")["users"]] == ["stays"],
                timeout=15, what="the killed process's member to drop out")
     assert backend.channels_info()["channels"] == {"presence-room": {"subscription_count": 1}}

@@ -77,6 +77,12 @@ class ClusterState(Protocol):
     async def members(self, app_id: int, channel: str) -> dict[str, Member]:
         """Unique users present in the channel: user key -> Member."""
 
+    async def reap_departed(self) -> list[tuple[int, str, Member]]:
+        """(app id, channel, member) of users who left with a process that died or stopped.
+
+        Each is returned to one caller only, which announces member_removed for it.
+        """
+
     # --- connections ---
     async def connections_changed(self, app_id: int, sockets: int, tabs: int) -> None:
         """Add deltas to this node's count of physical sockets and logical tabs for an app."""

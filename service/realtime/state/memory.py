@@ -73,6 +73,9 @@ class MemoryState:
     async def members(self, app_id: int, channel: str) -> dict[str, Member]:
         return {key: member for key, (member, _) in self._presence.get((app_id, channel), {}).items()}
 
+    async def reap_departed(self) -> list[tuple[int, str, Member]]:
+        return []  # one process: its members always leave through remove_member
+
     async def connections_changed(self, app_id: int, sockets: int, tabs: int) -> None:
         counts = self._conns[app_id]
         counts[0] += sockets

@@ -7,7 +7,8 @@ A heartbeat every ``NODE_TTL / 3`` seconds renews that score and rewrites all of
 keys from ``_owned``, so:
 
 * a node killed with -9 drops out of every count and member list within ``NODE_TTL`` (readers
-  skip it at once, its keys expire soon after);
+  skip it at once); then a live node claims it in ``reap_departed`` and announces member_removed
+  for its users, and its keys expire (they live ``2 * NODE_TTL``, so the reaper still finds them);
 * after a Redis restart or outage, counts and presence heal by the next heartbeat;
 * while Redis is away, writes of this node's entries do not fail the socket path: they update
   ``_owned`` and the heartbeat publishes them later. Reads (the HTTP API) do fail, loudly.
@@ -189,13 +190,40 @@ return out
 """
 
 # KEYS: nodes, usage source. ARGV: me, ttl ms, a new usage source id.
-# Forgets expired nodes, renews this one; returns {1 if Redis did not know this node, usage source}.
+# Renews this node; returns {1 if Redis did not know this node, usage source}.
 _HEARTBEAT = _LIVE + """
 local now = now_ms()
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local unknown = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('SET', KEYS[2], ARGV[3], 'NX')
 return {unknown, redis.call('GET', KEYS[2])}
+"""
+
+
+# KEYS: nodes. Claims the nodes whose heartbeat expired: each is returned to one caller only.
+_CLAIM_DEAD = _LIVE + """
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms())
+for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
+return dead
+"""
+
+# KEYS: nodes. ARGV: members key prefix before the node id, ":" .. channel, dead node.
+# Deletes a dead node's members of one channel; returns user, member, ... for the users that
+# no live node has (they left with the dead node: member_removed is due).
+_REAP_MEMBERS = _LIVE + """
+local prefix, suffix = ARGV[1], ARGV[2]
+local key = prefix .. ARGV[3] .. suffix
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')
+local flat = redis.call('HGETALL', key)
+local out = {}
+for i = 1, #flat, 2 do
+  local present = false
+  for _, node in ipairs(live) do
+    if redis.call('HEXISTS', prefix .. node .. suffix, flat[i]) == 1 then present = true; break end
+  end
+  if not present then out[#out + 1] = flat[i]; out[#out + 1] = flat[i + 1] end
+end
+redis.call('DEL', key)
+return out
 """
 
 
@@ -206,6 +234,9 @@ class RedisState:
         self.prefix = prefix
         ttl = node_ttl if node_ttl is not None else settings.TABCAST["NODE_TTL"]
         self.ttl_ms = max(int(ttl * 1000), 1000)
+        # Keys outlive the node's heartbeat so the process that reaps a dead node still finds
+        # its members (readers ignore a dead node's keys either way).
+        self.keys_ttl_ms = 2 * self.ttl_ms
         pool = aioredis.BlockingConnectionPool.from_url(
             url or settings.REDIS_URL, max_connections=POOL_SIZE, timeout=5,
             socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
@@ -214,7 +245,8 @@ class RedisState:
         self._scripts = {name: self.redis.register_script(source) for name, source in (
             ("set_and_sum", _SET_AND_SUM), ("channels", _CHANNELS), ("add_member", _ADD_MEMBER),
             ("remove_member", _REMOVE_MEMBER), ("members", _MEMBERS), ("bucket", _BUCKET),
-            ("usage", _USAGE), ("heartbeat", _HEARTBEAT))}
+            ("usage", _USAGE), ("heartbeat", _HEARTBEAT), ("claim_dead", _CLAIM_DEAD),
+            ("reap_members", _REAP_MEMBERS))}
         # This node's truth: the Redis hashes it owns, as they should be (key -> field -> value),
         # and the sockets behind each count, so adds and removes are idempotent per socket.
         self._owned: dict[str, dict[str, str]] = {}
@@ -230,17 +262,20 @@ class RedisState:
         self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat_forever())
 
     async def stop(self) -> None:
+        """Leave the cluster: counts drop at once; presence is left to another node's reaper,
+        which tells the users' channels member_removed unless they are present elsewhere."""
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             self._heartbeat_task = None
         try:
             pipe = self.redis.pipeline(transaction=True)
+            pipe.zadd(self._nodes_key, {self.node_id: 0})  # expired: readers skip it, a reaper claims it
             for key in self._owned.keys() | self._written:
-                pipe.delete(key)
-            pipe.zrem(self._nodes_key, self.node_id)
+                if ":members:" not in key:
+                    pipe.delete(key)
             await pipe.execute()
         except UNREACHABLE:
-            log.warning("Redis unreachable at shutdown; this node's entries expire in %d ms", self.ttl_ms)
+            log.warning("Redis unreachable at shutdown; readers skip this node within %d ms", self.ttl_ms)
         await self.redis.aclose(close_connection_pool=True)
 
     async def _heartbeat_forever(self) -> None:
@@ -265,7 +300,7 @@ class RedisState:
         for key, fields in self._owned.items():
             pipe.delete(key)
             pipe.hset(key, mapping=fields)
-            pipe.pexpire(key, self.ttl_ms)
+            pipe.pexpire(key, self.keys_ttl_ms)
         await pipe.execute()
         self._written -= dropped
         if not self._reachable or (unknown and self._heartbeat_task is not None):
@@ -277,6 +312,19 @@ class RedisState:
         if self._reachable:
             log.warning("Redis unreachable (%r); serving local state, will resync on reconnect", exc)
         self._reachable = False
+
+    async def reap_departed(self) -> list[tuple[int, str, Member]]:
+        """Members who left with a dead (or stopped) node, each returned to one caller only."""
+        departed = []
+        for node in await self._scripts["claim_dead"](keys=[self._nodes_key]):
+            node = node.decode()
+            marker = f":members:{node}:"
+            async for key in self.redis.scan_iter(match=f"{self.prefix}:*{marker}*", count=1000):
+                app, channel = key.decode()[len(self.prefix) + 1:].split(marker, 1)
+                flat = await self._scripts["reap_members"](
+                    keys=[self._nodes_key], args=[self._key(int(app), "members", ""), f":{channel}", node])
+                departed += [(int(app), channel, Member(*orjson.loads(flat[i + 1]))) for i in range(0, len(flat), 2)]
+        return departed
 
     # --- this node's entries ---
 
@@ -332,7 +380,7 @@ class RedisState:
         prefix = self._key(app_id, "subs", "")
         self._own(prefix + self.node_id, channel, str(local) if local else None)
         sums = await self._write_own("set_and_sum", [local], [self._nodes_key],
-                                     [prefix, self.node_id, self.ttl_ms, 1, channel, local])
+                                     [prefix, self.node_id, self.keys_ttl_ms, 1, channel, local])
         return int(sums[0])
 
     async def subscription_count(self, app_id: int, channel: str) -> int:
@@ -358,7 +406,7 @@ class RedisState:
         prefix, suffix, me = self._members_args(app_id, channel)
         self._own(prefix + me + suffix, member.key, blob)
         first = await self._write_own("add_member", 1, [self._nodes_key],
-                                      [prefix, suffix, me, member.key, blob, self.ttl_ms])
+                                      [prefix, suffix, me, member.key, blob, self.keys_ttl_ms])
         return bool(first)
 
     async def remove_member(self, app_id: int, channel: str, socket_id: str, user: str) -> bool:
@@ -385,7 +433,7 @@ class RedisState:
         for field, value in (("sockets", now_sockets), ("tabs", now_tabs)):
             self._own(key, field, str(value) if now_sockets else None)
         await self._write_own("set_and_sum", None, [self._nodes_key], [
-            self._key(app_id, "conns", ""), self.node_id, self.ttl_ms, 1, "sockets", now_sockets, "tabs", now_tabs])
+            self._key(app_id, "conns", ""), self.node_id, self.keys_ttl_ms, 1, "sockets", now_sockets, "tabs", now_tabs])
 
     async def connection_counts(self, app_id: int) -> tuple[int, int]:
         sockets, tabs = await self._scripts["set_and_sum"](
