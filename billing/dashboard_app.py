@@ -37,6 +37,7 @@ def debug_channel(app_id: int) -> str:
 def watched_app_id(channel: str) -> int | None:
     """The app a dashboard channel is about (private-metrics-7 -> 7), or None if it is not one."""
     for prefix in (METRICS_PREFIX, DEBUG_PREFIX):
-        if channel.startswith(prefix) and channel[len(prefix):].isdigit():
-            return int(channel[len(prefix):])
+        digits = channel[len(prefix):]
+        if channel.startswith(prefix) and digits.isascii() and digits.isdigit():
+            return int(digits)
     return None

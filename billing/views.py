@@ -19,7 +19,7 @@ from .dashboard_app import dashboard_app, debug_channel, metrics_channel, watche
 from .debug_stream import INTERVAL, MAX_EVENTS
 from .forms import TestEventForm
 
-SOCKET_ID = re.compile(r"^\d+\.\d+$")
+SOCKET_ID = re.compile(r"\d+\.\d+")
 
 
 def _realtime_context(request, app) -> dict:
@@ -82,7 +82,7 @@ def realtime_auth(request):
     if not request.user.is_authenticated:
         return JsonResponse({"error": "Log in first"}, status=403)
     socket_id, channel = request.POST.get("socket_id", ""), request.POST.get("channel_name", "")
-    if not SOCKET_ID.match(socket_id):
+    if not SOCKET_ID.fullmatch(socket_id):
         return JsonResponse({"error": "Invalid socket_id"}, status=400)
     app_id = watched_app_id(channel)
     tenant = tenant_of(request.user)

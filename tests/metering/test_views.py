@@ -70,13 +70,17 @@ def test_auth_refuses_another_teams_app(alice_client, bob_app):
     assert _auth(alice_client, f"private-debug-{bob_app.id}").status_code == 403
 
 
-@pytest.mark.parametrize("channel", ["private-orders", "presence-metrics-1", "private-metrics-", "private-metrics-1x"])
-def test_auth_refuses_other_channels(alice_client, alice_app, channel):
-    assert _auth(alice_client, channel).status_code == 403
+@pytest.mark.parametrize("template", [
+    "private-orders", "presence-metrics-{id}", "private-metrics-", "private-metrics-{id}x",
+    "private-metrics-{id}\n", "private-metrics-\u0661",  # only ASCII digits, nothing after them
+])
+def test_auth_refuses_other_channels(alice_client, alice_app, template):
+    assert _auth(alice_client, template.format(id=alice_app.id)).status_code == 403
 
 
-def test_auth_refuses_bad_socket_id(alice_client, alice_app):
-    assert _auth(alice_client, f"private-metrics-{alice_app.id}", socket_id="1.2:x").status_code == 400
+@pytest.mark.parametrize("socket_id", ["1.2:x", "1.2\n", "", "12"])
+def test_auth_refuses_bad_socket_id(alice_client, alice_app, socket_id):
+    assert _auth(alice_client, f"private-metrics-{alice_app.id}", socket_id=socket_id).status_code == 400
 
 
 def test_auth_needs_login(client, alice_app):
