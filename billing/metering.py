@@ -45,6 +45,9 @@ def persist_if_app_exists(app_id: int, source: str, buckets: list[dict]) -> None
 async def persist_apps(state, app_ids, hours: int = HOURS_PER_ROUND) -> None:
     """Read and persist the buckets of these apps."""
     source = usage_source(state)
+    if not source:  # the store has not said who it is yet: rows under no name would double count later
+        log.warning("usage not persisted: the state backend has no usage source yet")
+        return
     for app_id in app_ids:
         buckets = await read_buckets(state, app_id, hours)
         await sync_to_async(persist_if_app_exists, thread_sensitive=False)(app_id, source, buckets)

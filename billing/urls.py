@@ -12,3 +12,10 @@ urlpatterns = [
     path("api/apps/<int:app_id>/usage", api.UsageView.as_view(), name="api_usage"),
     path("api/apps/<int:app_id>/live", api.LiveView.as_view(), name="api_live"),
 ]
+
+# Stripe billing: the tenant's billing page, checkout and portal, and Stripe's webhook.
+from . import stripe_webhooks  # noqa: E402 - kept with the routes it serves
+
+urlpatterns += [
+    path("billing/stripe/webhook", stripe_webhooks.stripe_webhook, name="stripe_webhook"),
+]

@@ -23,7 +23,8 @@ def persist_now(app_id: int) -> None:
     except BackendUnavailable:
         log.warning("live usage of app %s unavailable; history shows what was persisted", app_id)
         return
-    persist_if_app_exists(app_id, source, buckets)
+    if source:
+        persist_if_app_exists(app_id, source, buckets)
 
 
 async def _read(node, app_id: int):
