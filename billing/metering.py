@@ -48,9 +48,13 @@ async def persist_apps(state, app_ids, hours: int = HOURS_PER_ROUND) -> None:
     if not source:  # the store has not said who it is yet: rows under no name would double count later
         log.warning("usage not persisted: the state backend has no usage source yet")
         return
-    for app_id in app_ids:
-        buckets = await read_buckets(state, app_id, hours)
-        await sync_to_async(persist_if_app_exists, thread_sensitive=False)(app_id, source, buckets)
+    readings = {app_id: await read_buckets(state, app_id, hours) for app_id in app_ids}
+    await sync_to_async(_persist_readings, thread_sensitive=False)(source, readings)
+
+
+def _persist_readings(source: str, readings: dict[int, list[dict]]) -> None:
+    for app_id, buckets in readings.items():
+        persist_if_app_exists(app_id, source, buckets)
 
 
 class UsagePersister:
