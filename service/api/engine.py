@@ -34,5 +34,7 @@ def on_node(work: Callable[[Node], Awaitable[T]]) -> T:
     except Exception as exc:
         if _is_backend_failure(exc):
             log.warning("realtime backend unavailable: %r", exc)
-            raise BackendUnavailable() from exc
+            unavailable = BackendUnavailable()
+            unavailable.wait = 1  # DRF answers it as "Retry-After: 1"
+            raise unavailable from exc
         raise

@@ -5,6 +5,7 @@ import json
 import tempfile
 import urllib.error
 import urllib.request
+from email.message import Message
 
 import pytest
 
@@ -38,8 +39,8 @@ def on(app: dict, server: TabcastProcess) -> dict:
     return {**app, "port": server.port}
 
 
-def publish(app: dict, channel: str, event: str, data) -> tuple[int, dict]:
-    """POST /publish (key:secret) to the app's process; (status, JSON body)."""
+def publish(app: dict, channel: str, event: str, data) -> tuple[int, dict, Message]:
+    """POST /publish (key:secret) to the app's process; (status, JSON body, headers: case-insensitive)."""
     token = base64.b64encode(f"{app['key']}:{app['secret']}".encode()).decode()
     request = urllib.request.Request(
         f"http://{app['host']}:{app['port']}/publish", method="POST",
@@ -47,9 +48,9 @@ def publish(app: dict, channel: str, event: str, data) -> tuple[int, dict]:
         headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            return response.status, json.loads(response.read()), response.headers
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        return error.code, json.loads(error.read()), error.headers
 
 
 @pytest.fixture(scope="module")

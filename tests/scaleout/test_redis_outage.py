@@ -1,5 +1,6 @@
 """A Redis restart during traffic: Tabcast stays up, publishes fail fast, then everything heals."""
 
+import itertools
 import urllib.request
 
 import pytest
@@ -24,20 +25,20 @@ def outage():
     redis.stop()
 
 
+TICKS = itertools.count(1)
+
+
 def delivered_again(app: dict, client, channel: str) -> bool:
     """Publish a new numbered event; True once one reaches the client (at-most-once while healing)."""
-    delivered_again.n += 1
-    status, _ = publish(app, channel, "tick", {"n": delivered_again.n})
+    n = next(TICKS)
+    status, _, _ = publish(app, channel, "tick", {"n": n})
     if status != 200:
         return False
     try:
-        client.wait_for(timeout=1, type="event", channel=channel, event="tick", data={"n": delivered_again.n})
+        client.wait_for(timeout=1, type="event", channel=channel, event="tick", data={"n": n})
     except AssertionError:
         return False
     return True
-
-
-delivered_again.n = 0
 
 
 def test_redis_restart_fails_publishes_fast_then_heals_without_restarting_tabcast(outage, pusherjs):
@@ -50,9 +51,10 @@ def test_redis_restart_fails_publishes_fast_then_heals_without_restarting_tabcas
     subscriber.wait_for(type="event", channel="ticks", event="tick")
 
     outage.redis.stop()
-    status, body = publish(on(app, outage.b), "ticks", "tick", {"n": -1})
+    status, body, headers = publish(on(app, outage.b), "ticks", "tick", {"n": -1})
     assert status == 503
     assert body == {"error": "The realtime backend is unavailable; retry shortly", "code": 503}
+    assert headers["Retry-After"] == "1"
     for server in (outage.a, outage.b):
         with urllib.request.urlopen(f"{server.http}/healthz", timeout=5) as response:
             assert response.status == 200
