@@ -45,6 +45,14 @@ PAGE = """<!doctype html>
 # The one-line worker a customer may host on their own origin instead of using the iframe.
 WORKER_STUB = "importScripts('{tabcast}/sdk/v1/worker.js' + self.location.search);\n"
 
+# A worker from another SDK release, speaking a tab/hub protocol this page does not know.
+FUTURE_WORKER = """
+onconnect = (event) => {
+  const port = event.ports[0];
+  port.onmessage = () => port.postMessage({ t: 'mismatch', v: 999 });
+};
+"""
+
 
 class CustomerSite:
     """Serves /tab.html?key=&transport=&workerUrl=&user=, a worker stub, and the auth endpoints for one app."""
@@ -67,6 +75,8 @@ class CustomerSite:
                     self._send(200, "text/html; charset=utf-8", b"<!doctype html><title>Away</title><p>away</p>")
                 elif path == "/tabcast-worker.js":
                     self._send(200, "text/javascript", WORKER_STUB.format(tabcast=site.tabcast_http).encode())
+                elif path == "/future-worker.js":
+                    self._send(200, "text/javascript", FUTURE_WORKER.encode())
                 else:
                     self._send(404, "text/plain", b"not found")
 

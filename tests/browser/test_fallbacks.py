@@ -52,3 +52,16 @@ def test_direct_mode_gives_every_tab_its_own_connection(server, customer, new_co
     assert {page.evaluate("tabcast.transport") for page in pages} == {"direct"}
     wait_for_stats(server, key, connections=10, tabs=10)
     assert len({page.evaluate("tabcast.connection.socket_id") for page in pages}) == 10
+
+
+def test_a_worker_of_another_protocol_version_is_not_used(server, customer, new_context):
+    """Version skew: the tab refuses a worker that speaks another tab/hub protocol and falls
+    back to the next transport instead of talking past it."""
+    key = customer.app["key"]
+    pages = open_tabs(new_context(), customer.url(key=key, workerUrl="/future-worker.js"), 2)
+    listen_and_wait(pages, "skew")
+    assert {page.evaluate("tabcast.transport") for page in pages} == {"leader"}
+    wait_for_stats(server, key, connections=1, tabs=2)
+    python_backend(customer.app).trigger(["skew"], "ok", {"v": 1})
+    for page in pages:
+        assert wait_for_event(page, "skew", "ok") == [{"v": 1}]

@@ -3,8 +3,7 @@
 
 import { Hub } from '../hub/hub.js';
 import { LeaderElection } from '../hosts/leader.js';
-import { holdLock } from '../shared/locks.js';
-import { SDK_VERSION, busName, tabLockName } from '../shared/protocol.js';
+import { SDK_VERSION, busName } from '../shared/protocol.js';
 
 function portLink(name, port, onMessage, cleanup = () => {}) {
   port.onmessage = (e) => onMessage(e.data);
@@ -19,9 +18,9 @@ function portLink(name, port, onMessage, cleanup = () => {}) {
 }
 
 /** A SharedWorker whose script is same-origin with this page (the Tabcast origin itself,
- * or a customer-hosted stub given as `workerUrl`). */
-export async function openWorkerLink({ workerUrl, key, tab, onMessage, onFailure }) {
-  await holdLock(tabLockName(tab));
+ * or a customer-hosted stub given as `workerUrl`). The worker watches the page's tab lock. */
+export async function openWorkerLink({ workerUrl, key, tabLock, onMessage, onFailure }) {
+  await tabLock;
   const url = new URL(workerUrl, location.href);
   url.searchParams.set('v', SDK_VERSION); // a new SDK version gets a new worker
   const worker = new SharedWorker(url.href, { name: `tabcast:${key}` });
@@ -78,8 +77,8 @@ export function openFrameLink({ origin, key, tab, signal, onMessage, onFailure }
 }
 
 /** Web Locks leader election + BroadcastChannel (SharedWorker missing or failing). */
-export async function openLeaderLink({ key, tab, onMessage }) {
-  await holdLock(tabLockName(tab));
+export async function openLeaderLink({ key, tab, tabLock, onMessage }) {
+  await tabLock;
   const election = new LeaderElection(key);
   let bus = null;
   const open = () => {

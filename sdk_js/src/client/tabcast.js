@@ -3,8 +3,9 @@
 // A Tabcast instance is one "tab" of the hub it is linked to; it keeps the list of channels
 // it wants and re-sends that list (hello) whenever the hub asks or comes back.
 
+import { holdLock } from '../shared/locks.js';
 import {
-  HEARTBEAT_MS, MISSED_PINGS_LIMIT, PROTOCOL_VERSION, USER_CHANNEL, randomId,
+  HEARTBEAT_MS, MISSED_PINGS_LIMIT, PROTOCOL_VERSION, USER_CHANNEL, randomId, tabLockName,
 } from '../shared/protocol.js';
 import { authenticateUser, authorizeChannel } from './auth.js';
 import { Channel, PresenceChannel } from './channel.js';
@@ -140,11 +141,13 @@ export class Tabcast {
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(new Error(`${name}: timed out`)), this.options.handshakeTimeoutMs);
       try {
-        link = await openTransport(name, {
-          options: this.options, tab: this.tab, signal: abort.signal,
+        const opening = openTransport(name, {
+          options: this.options, tab: this.tab, tabLock: this._tabLock(), signal: abort.signal,
           onMessage: (msg) => this._receive(link, msg),
           onFailure: (err) => this._linkFailed(link, err),
         });
+        opening.then((late) => abort.signal.aborted && late.close(), () => {});
+        link = await Promise.race([opening, rejectOnAbort(abort.signal)]);
         await this._greet(link, abort.signal);
         return;
       } catch (err) {
@@ -156,6 +159,12 @@ export class Tabcast {
       }
     }
     this._fail(this.lastError);
+  }
+
+  // This tab's liveness lock (see shared/locks.js), taken once whatever transport is tried.
+  _tabLock() {
+    this.tabLockHeld ??= holdLock(tabLockName(this.tab));
+    return this.tabLockHeld;
   }
 
   // Say hello and wait for the hub's welcome (or refusal) before trusting the link.
@@ -304,6 +313,12 @@ export class Tabcast {
     this.lastPing = Date.now();
     this._hello();
   }
+}
+
+function rejectOnAbort(signal) {
+  return new Promise((resolve, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
 }
 
 // Server event data is a string holding JSON (Pusher's double encoding); client events may

@@ -17,10 +17,10 @@ export function candidateTransports(forced, env = globalThis) {
   return list;
 }
 
-/** Open the link for `name`; `ctx` = {options, tab, signal, onMessage, onFailure}. */
-export function openTransport(name, { options, tab, signal, onMessage, onFailure }) {
+/** Open the link for `name` (a promise); `ctx` = {options, tab, tabLock, signal, onMessage, onFailure}. */
+export async function openTransport(name, { options, tab, tabLock, signal, onMessage, onFailure }) {
   const { key, httpOrigin, workerUrl } = options;
-  const common = { key, tab, signal, onMessage, onFailure };
+  const common = { key, tab, tabLock, signal, onMessage, onFailure };
   if (name === 'shared-worker') {
     if (typeof SharedWorker !== 'function') throw new Error('SharedWorker is not supported here');
     if (workerUrl) return openWorkerLink({ ...common, workerUrl });
