@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import TabcastProcess
-
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -27,22 +25,16 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def server():
-    process = TabcastProcess().start()
-    yield process
-    process.stop()
-
-
 @pytest.mark.browser
-def test_overview_and_console_live_through_tabcast(server, browser):
+def test_overview_and_console_live_through_tabcast(tabcast, browser):
+    server = tabcast
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport={"width": 1360, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(15000)
 
     page.goto(f"{server.http}/signup/")
-    page.fill("input[name=email]", "ada@example.com")
+    page.fill("input[name=email]", "ada@usage-page.test")
     page.fill("input[name=password]", "a long enough passphrase")
     page.fill("input[name=team]", "Analytical Engines")
     page.click("main button[type=submit]")
