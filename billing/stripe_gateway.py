@@ -6,6 +6,7 @@ API host comes from ``base_addresses`` (``StripeClient`` ignores the global ``st
 """
 
 from datetime import datetime
+from functools import lru_cache
 
 import stripe
 from django.conf import settings
@@ -28,9 +29,14 @@ def client() -> stripe.StripeClient:
     """A StripeClient for the configured account and API host."""
     if not is_configured():
         raise BillingNotConfigured("STRIPE_SECRET_KEY is not set")
-    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
-    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base,
-                               max_network_retries=MAX_NETWORK_RETRIES,
+    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, MAX_NETWORK_RETRIES)
+
+
+@lru_cache(maxsize=4)
+def _client(secret_key: str, api_base: str, retries: int) -> stripe.StripeClient:
+    # One client per configuration, so its HTTP session keeps connections to Stripe open.
+    base = {"api": api_base} if api_base else None
+    return stripe.StripeClient(secret_key, base_addresses=base, max_network_retries=retries,
                                http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS))
 
 

@@ -45,9 +45,13 @@ def _live_or_none(app_id: int) -> dict | None:
 
 @tenant_app
 def console(request, app):
+    return _render_console(request, app, TestEventForm(max_bytes=app.max_message_bytes))
+
+
+def _render_console(request, app, form, status: int = 200):
     return render(request, "billing/console.html", {
-        **_realtime_context(request, app), "form": TestEventForm(max_bytes=app.max_message_bytes),
-        "max_per_second": int(MAX_EVENTS / INTERVAL)})
+        **_realtime_context(request, app), "form": form, "max_per_second": int(MAX_EVENTS / INTERVAL)},
+        status=status)
 
 
 @require_POST
@@ -59,8 +63,7 @@ def publish_test_event(request, app):
     if not form.is_valid():
         if wants_json:
             return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
-        return render(request, "billing/console.html", {**_realtime_context(request, app), "form": form},
-                      status=400)
+        return _render_console(request, app, form, status=400)
     info = get_app_sync(app_id=app.id)
     channel, event, data = (form.cleaned_data[k] for k in ("channel", "event", "data"))
     try:

@@ -137,3 +137,11 @@ def test_publish_test_event_without_js_redirects_back(alice_client, alice_app):
 def test_pages_answer_without_the_trailing_slash(alice_client, alice_app, page):
     response = alice_client.get(f"/dashboard/apps/{alice_app.id}/{page}")
     assert response.status_code == 301 and response.url == f"/dashboard/apps/{alice_app.id}/{page}/"
+
+
+def test_publish_test_event_without_js_shows_errors_on_the_page(alice_client, alice_app):
+    response = alice_client.post(reverse("billing:publish_test_event", args=[alice_app.id]),
+                                 {"channel": "bad channel!", "event": "created", "data": "{}"})
+    assert response.status_code == 400
+    assert "Channel name may contain only" in response.content.decode()
+    assert "at most 50 a second are shown" in response.content.decode()
