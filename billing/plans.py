@@ -19,3 +19,13 @@ def paid_plans():
     """Plans a tenant can buy: priced, with their Stripe prices configured."""
     return (Plan.objects.filter(monthly_price_cents__gt=0).exclude(stripe_price_id="")
             .select_related("pricing").order_by("monthly_price_cents"))
+
+
+def period_cents(plan: Plan, peak_connections: int) -> int:
+    """What a plan charges for a period with this peak: flat price plus overage above the included."""
+    pricing = getattr(plan, "pricing", None)
+    if pricing is None:
+        return plan.monthly_price_cents
+    over = max(peak_connections - pricing.included_connections, 0)
+    # Stripe rounds the line to whole cents.
+    return plan.monthly_price_cents + round(over * pricing.overage_cents_per_connection)

@@ -19,3 +19,11 @@ from . import stripe_webhooks  # noqa: E402 - kept with the routes it serves
 urlpatterns += [
     path("billing/stripe/webhook", stripe_webhooks.stripe_webhook, name="stripe_webhook"),
 ]
+
+from . import views_billing  # noqa: E402
+
+urlpatterns += [
+    path("billing/", views_billing.billing_page, name="billing"),
+    path("billing/checkout/", views_billing.checkout, name="billing_checkout"),
+    path("billing/portal/", views_billing.portal, name="billing_portal"),
+]

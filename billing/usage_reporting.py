@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import stripe
 from django.conf import settings
-from django.db.models import Max
 from django.utils import timezone
 
 from . import stripe_gateway
-from .models import HourlyUsage, Subscription, SubscriptionState, UsageReport
+from .models import Subscription, SubscriptionState, UsageReport
+from .tenant_peaks import hourly_peaks
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +36,6 @@ def hour_floor(when: datetime) -> datetime:
 def report_identifier(tenant_id: int, metric: str, window_start: datetime) -> str:
     """The meter event's identifier, the same on every run: Stripe dedupes on it."""
     return f"tabcast-t{tenant_id}-{metric}-{window_start.astimezone(UTC):%Y%m%dT%H}"
-
-
-def hourly_peaks(tenant_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
-    """Peak physical connections per hour in [start, end) for the tenant's apps.
-
-    Metering records each app's peak per hour (the highest reading over the stores that
-    reported it); the tenant's hour is the sum over its apps. Apps may peak at different
-    moments of the hour, so the sum is an upper bound of the simultaneous total, exact when
-    they peak together.
-    """
-    per_app = (HourlyUsage.objects.filter(app__tenant_id=tenant_id, hour__gte=start, hour__lt=end)
-               .values("hour", "app_id").annotate(peak=Max("peak_sockets")))
-    peaks: dict[datetime, int] = {}
-    for row in per_app:
-        peaks[row["hour"]] = peaks.get(row["hour"], 0) + row["peak"]
-    return peaks
 
 
 def period_windows(period_start: datetime, period_end: datetime, now: datetime) -> list[datetime]:
