@@ -32,3 +32,37 @@ class HourlyUsageAdmin(admin.ModelAdmin):
 class DailyUsageAdmin(HourlyUsageAdmin):
     list_display = ("app", "day", "messages", "deliveries", "logical_deliveries", "peak_sockets", "peak_tabs")
     list_filter = ("day",)
+
+
+# --- Stripe billing ---------------------------------------------------------------------------
+
+from .models import PlanPricing, ProcessedStripeEvent, StripeMeter, SubscriptionState, UsageReport  # noqa: E402
+
+
+@admin.register(PlanPricing)
+class PlanPricingAdmin(admin.ModelAdmin):
+    list_display = ("plan", "included_connections", "overage_cents_per_connection", "stripe_metered_price_id")
+
+
+@admin.register(StripeMeter)
+class StripeMeterAdmin(admin.ModelAdmin):
+    list_display = ("event_name", "stripe_meter_id")
+
+
+@admin.register(SubscriptionState)
+class SubscriptionStateAdmin(admin.ModelAdmin):
+    list_display = ("subscription", "status", "current_period_start", "current_period_end", "last_event_at")
+    list_filter = ("status",)
+
+
+@admin.register(ProcessedStripeEvent)
+class ProcessedStripeEventAdmin(admin.ModelAdmin):
+    list_display = ("event_id", "type", "processed_at")
+    search_fields = ("event_id",)
+
+
+@admin.register(UsageReport)
+class UsageReportAdmin(admin.ModelAdmin):
+    list_display = ("identifier", "tenant", "window_start", "value", "status", "attempts")
+    list_filter = ("status", "metric")
+    search_fields = ("identifier",)

@@ -87,3 +87,55 @@ def send_meter_event(*, event_name: str, identifier: str, timestamp: datetime, c
         params={"event_name": event_name, "identifier": identifier, "timestamp": int(timestamp.timestamp()),
                 "payload": {"stripe_customer_id": customer_id, "value": str(value)}},
         options={"idempotency_key": identifier})
+
+
+# --- Catalog (products, prices, the meter), used by the stripe_sync_catalog command ----------
+
+
+def find_meter(event_name: str):
+    """The meter that receives ``event_name`` (active or not), or None."""
+    meters = client().v1.billing.meters.list(params={"limit": 100})
+    return next((m for m in meters.auto_paging_iter() if m.event_name == event_name), None)
+
+
+def create_last_value_meter(event_name: str, display_name: str):
+    """A meter keeping the last value per period, mapped to customers by ``stripe_customer_id``."""
+    return client().v1.billing.meters.create(
+        params={"display_name": display_name, "event_name": event_name,
+                "default_aggregation": {"formula": "last"},
+                "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
+                "value_settings": {"event_payload_key": "value"}},
+        options={"idempotency_key": f"tabcast:meter:{event_name}"})
+
+
+def reactivate_meter(meter_id: str):
+    return client().v1.billing.meters.reactivate(meter_id)
+
+
+def find_product(product_id: str):
+    """The product with our chosen id, or None if Stripe has none."""
+    try:
+        return client().v1.products.retrieve(product_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            return None
+        raise
+
+
+def create_product(product_id: str, name: str, description: str):
+    return client().v1.products.create(
+        params={"id": product_id, "name": name, "description": description},
+        options={"idempotency_key": f"tabcast:product:{product_id}"})
+
+
+def find_price(lookup_key: str):
+    """The active price holding ``lookup_key``, or None."""
+    prices = client().v1.prices.list(params={"lookup_keys": [lookup_key], "active": True, "limit": 1})
+    return prices.data[0] if prices.data else None
+
+
+def create_price(params: dict, terms: str):
+    """A price that takes over its lookup key; ``terms`` (stored in metadata) names what it charges."""
+    params = {**params, "transfer_lookup_key": True, "metadata": {"tabcast_terms": terms}}
+    return client().v1.prices.create(
+        params=params, options={"idempotency_key": f"tabcast:price:{params['lookup_key']}:{terms}"})

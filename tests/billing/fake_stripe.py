@@ -36,10 +36,11 @@ class Recorded:
 
 @dataclass
 class FakeStripe:
-    """Routes answer with queued responses (the last one repeats); anything else is a 404."""
+    """Routes answer with queued responses (the last one repeats); then ``handler``; else a 404."""
 
     requests: list[Recorded] = field(default_factory=list)
     routes: dict = field(default_factory=dict)
+    handler: object = None  # optional callable(Recorded) -> (status, json) or None
 
     def reply(self, method: str, path: str, *responses: tuple[int, dict]) -> None:
         """Answer ``method path`` with these (status, json) responses in turn."""
@@ -48,11 +49,12 @@ class FakeStripe:
     def calls(self, method: str, path: str) -> list[Recorded]:
         return [r for r in self.requests if (r.method, r.path) == (method, path)]
 
-    def _answer(self, method: str, path: str) -> tuple[int, dict]:
-        queue = self.routes.get((method, path))
-        if not queue:
-            return 404, error(f"Unrecognized request URL ({method}: {path})", "invalid_request_error")
-        return queue.popleft() if len(queue) > 1 else queue[0]
+    def _answer(self, request: Recorded) -> tuple[int, dict]:
+        queue = self.routes.get((request.method, request.path))
+        if queue:
+            return queue.popleft() if len(queue) > 1 else queue[0]
+        answer = self.handler(request) if self.handler else None
+        return answer or (404, error(f"Unrecognized request URL ({request.method}: {request.path})"))
 
 
 def error(message: str, type_: str = "invalid_request_error", code: str | None = None) -> dict:
@@ -76,9 +78,10 @@ def serve() -> tuple[FakeStripe, ThreadingHTTPServer]:
             url = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
-            fake.requests.append(Recorded(self.command, url.path, url.query,
-                                          {k.lower(): v for k, v in self.headers.items()}, body))
-            status, payload = fake._answer(self.command, url.path)
+            request = Recorded(self.command, url.path, url.query,
+                               {k.lower(): v for k, v in self.headers.items()}, body)
+            fake.requests.append(request)
+            status, payload = fake._answer(request)
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
