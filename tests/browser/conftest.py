@@ -53,12 +53,11 @@ def new_context(browser):
         context.close()
 
 
-@pytest.fixture(scope="module")
-def server():
-    """One Tabcast server per test module."""
-    process = TabcastProcess().start()
-    yield process
-    process.stop()
+@pytest.fixture(scope="session")
+def server(tabcast):
+    """The session's embedded Tabcast server; each module works on apps of its own.
+    (Modules that restart the server or need Redis define their own.)"""
+    return tabcast
 
 
 @pytest.fixture(scope="module")

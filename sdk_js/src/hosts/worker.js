@@ -7,8 +7,6 @@ import { lockWatcher } from '../shared/locks.js';
 
 const hub = new Hub({ watchTab: lockWatcher(self.navigator.locks) });
 
-self.addEventListener('online', () => hub.socket?.retryNow());
-
 self.onconnect = (event) => {
   const port = event.ports[0];
   const post = (msg) => port.postMessage(msg);

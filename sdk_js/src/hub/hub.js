@@ -30,6 +30,9 @@ export class Hub {
       socketId: () => (this.socket?.state === 'connected' ? this.socket.socketId : null),
     });
     this.heartbeat = timers.setInterval(() => this._heartbeat(), HEARTBEAT_MS);
+    // The network is back: no need to wait out the current backoff delay.
+    this.onOnline = () => this.socket?.retryNow();
+    globalThis.addEventListener?.('online', this.onOnline);
   }
 
   /** A message from a tab; `post` answers that tab (used when it says hello). */
@@ -68,6 +71,7 @@ export class Hub {
   /** Stop everything (a leader tab giving up leadership). */
   close() {
     this.timers.clearInterval(this.heartbeat);
+    globalThis.removeEventListener?.('online', this.onOnline);
     this.socket?.disconnect();
     this.tabs.clear();
   }
