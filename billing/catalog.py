@@ -13,6 +13,7 @@ from django.db import transaction
 
 from . import stripe_gateway
 from .models import Plan, PlanPricing, StripeMeter
+from .plans import product_id_for
 
 CURRENCY = "usd"
 METER_DISPLAY_NAME = "Tabcast peak physical connections"
@@ -44,9 +45,9 @@ def ensure_meter(event_name: str) -> str:
 
 
 def ensure_product(plan: Plan) -> str:
-    product_id = f"tabcast_{plan.code}"
-    product = stripe_gateway.find_product(product_id) or stripe_gateway.create_product(
-        product_id, f"Tabcast {plan.name}", "Realtime channels, billed on physical connections "
+    chosen_id = product_id_for(plan.code)
+    product = stripe_gateway.find_product(chosen_id) or stripe_gateway.create_product(
+        chosen_id, f"Tabcast {plan.name}", "Realtime channels, billed on physical connections "
                                             "(all tabs of a browser share one).")
     return product.id
 

@@ -10,9 +10,26 @@ def free_plan() -> Plan:
     return Plan.objects.get(code=FREE_PLAN_CODE)
 
 
-def plan_for_prices(price_ids: list[str]) -> Plan | None:
-    """The plan whose flat price is among these Stripe price ids, if any."""
-    return Plan.objects.filter(stripe_price_id__in=[p for p in price_ids if p]).first()
+PRODUCT_PREFIX = "tabcast_"
+
+
+def product_id_for(plan_code: str) -> str:
+    """The Stripe product id chosen for a plan, so the catalog sync can find it again."""
+    return f"{PRODUCT_PREFIX}{plan_code}"
+
+
+def plan_for_prices(prices: list) -> Plan | None:
+    """The plan a subscription's prices stand for: by flat price id, else by product.
+
+    The product covers subscriptions sold at an earlier price of the plan, which keep that
+    price after the catalog sync moved the plan to a new one.
+    """
+    by_price = Plan.objects.filter(stripe_price_id__in=[price.id for price in prices]).first()
+    if by_price is not None:
+        return by_price
+    codes = [price.product[len(PRODUCT_PREFIX):] for price in prices
+             if isinstance(getattr(price, "product", None), str) and price.product.startswith(PRODUCT_PREFIX)]
+    return Plan.objects.filter(code__in=codes, monthly_price_cents__gt=0).first()
 
 
 def paid_plans():

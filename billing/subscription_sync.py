@@ -47,7 +47,7 @@ def apply_subscription(stripe_subscription, event_at: datetime) -> bool:
     if row.stripe_subscription_id != stripe_subscription.id:
         state.last_event_at = None  # a new subscription: its own history starts now
     items = _items(stripe_subscription)
-    paid_plan = plan_for_prices([item.price.id for item in items])
+    paid_plan = plan_for_prices([item.price for item in items])
     entitled = stripe_subscription.status in SubscriptionState.BILLABLE_STATUSES and paid_plan is not None
     row.plan = paid_plan if entitled else free_plan()
     row.stripe_subscription_id = stripe_subscription.id
@@ -77,8 +77,10 @@ def _should_apply(row: Subscription, state: SubscriptionState, stripe_subscripti
 
 def _plan_item(items: list, plan):
     """The flat-price item, whose period is the subscription's billing period."""
-    for item in items:
-        if plan is not None and item.price.id == plan.stripe_price_id:
+    if plan is not None:
+        exact = [item for item in items if item.price.id == plan.stripe_price_id]
+        same_plan = [item for item in items if plan_for_prices([item.price]) == plan]
+        for item in exact + same_plan:
             return item
     return items[0] if items else None
 

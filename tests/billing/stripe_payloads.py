@@ -12,14 +12,14 @@ PERIOD_END = PERIOD_START + 30 * 86400
 
 
 def subscription(sub_id="sub_1", customer="cus_A", status="active", price="price_pro", metered="price_pro_meter",
-                 start=PERIOD_START, end=PERIOD_END, cancel_at_period_end=False) -> dict:
+                 start=PERIOD_START, end=PERIOD_END, cancel_at_period_end=False, product=None) -> dict:
     item = {"object": "subscription_item", "current_period_start": start, "current_period_end": end}
     return {
         "id": sub_id, "object": "subscription", "customer": customer, "status": status,
         "cancel_at_period_end": cancel_at_period_end, "metadata": {},
         "items": {"object": "list", "data": [
-            {**item, "id": f"si_{price}", "price": {"id": price, "object": "price"}},
-            {**item, "id": f"si_{metered}", "price": {"id": metered, "object": "price"}},
+            {**item, "id": f"si_{price}", "price": {"id": price, "object": "price", "product": product}},
+            {**item, "id": f"si_{metered}", "price": {"id": metered, "object": "price", "product": product}},
         ]},
     }
 

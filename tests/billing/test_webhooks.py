@@ -218,3 +218,34 @@ def test_a_new_period_keeps_the_previous_one_for_late_usage(fake_stripe, alice_c
     assert int(state.previous_period_start.timestamp()) == PERIOD_START
     assert int(state.previous_period_end.timestamp()) == PERIOD_END
     assert int(state.current_period_start.timestamp()) == PERIOD_END
+
+
+def test_a_subscription_on_an_earlier_price_of_a_plan_keeps_that_plan(fake_stripe, alice_customer, alice_tenant):
+    """After the catalog sync moved Business to a new price, old subscribers still map to Business."""
+    post_event(Client(), event("customer.subscription.updated",
+                               subscription(price="price_business_2025", metered="price_old_meter",
+                                            product="tabcast_business")))
+    assert plan_code(alice_tenant) == "business" and connection_limit(alice_tenant.id) == 50_000
+
+
+def test_a_foreign_product_grants_no_plan(fake_stripe, alice_customer, alice_tenant):
+    post_event(Client(), event("customer.subscription.updated",
+                               subscription(price="price_other", metered="price_x", product="prod_other")))
+    assert plan_code(alice_tenant) == "free"
+
+
+def test_the_engine_sees_the_new_cap_without_waiting_for_its_cache(
+        fake_stripe, alice_customer, alice_tenant, django_capture_on_commit_callbacks):
+    from service.realtime.tenancy import get_app_sync
+    from tenants import services
+
+    app = services.create_app("web", tenant=alice_tenant)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_event(Client(), event("customer.subscription.created", subscription(), event_id="evt_1"))
+    assert get_app_sync(app_id=app.id).max_connections == 5_000
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_event(Client(), event("customer.subscription.deleted", subscription(status="canceled"),
+                                   event_id="evt_2", created=PERIOD_START + 120))
+
+    assert get_app_sync(app_id=app.id).max_connections == 100
