@@ -43,7 +43,16 @@ def test_overview_metrics_arrive_every_second_with_physical_and_logical_counts(t
     assert (samples[-1]["sockets"], samples[-1]["tabs"]) == (2, 4)
     later = next_payloads(viewer, "metrics", lambda got: len(got) == 2)
     assert 0.5 < later[1]["t"] - later[0]["t"] < 2.5  # one sample a second
-    assert "messages_per_s" in later[1]
+
+    backend = python_backend(app)
+    for i in range(3):
+        backend.trigger(["orders"], "tick", {"i": i})
+    counted = next_payloads(viewer, "metrics", lambda got: got[-1]["totals"]["messages"] == 3)
+    rates = [s["messages_per_s"] for s in counted]
+    assert max(rates) > 0
+    # The rates are per second between samples: over the samples they add up to the 3 messages.
+    assert sum(s["messages_per_s"] * (s["t"] - p["t"]) for p, s in zip([later[1], *counted], counted)) \
+        == pytest.approx(3, abs=0.05)
     worker.close()
     viewer.close()
 
