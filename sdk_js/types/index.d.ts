@@ -54,7 +54,7 @@ export interface Options {
   userAuthentication?: UserAuthenticationOptions;
   /** Milliseconds between reconnection attempts (exponential, jittered). Default 1000..30000. */
   backoff?: { min?: number; max?: number };
-  /** How long a transport has to answer before the next one is tried. Default 3000 ms. */
+  /** How long a transport has to answer before the next one is tried. Default 5000 ms. */
   handshakeTimeoutMs?: number;
 }
 

@@ -25,7 +25,7 @@ export function resolveOptions(key, options = {}) {
     wsUrl: `${forceTLS ? 'wss' : 'ws'}://${host}/app/${encodeURIComponent(key)}?${query}`,
     transport: options.transport || null,
     workerUrl: options.workerUrl || null,
-    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000, // generous: a first worker start on a busy machine is slow
     channelAuthorization: { ...legacyAuth, ...(options.channelAuthorization || {}) },
     userAuthentication: { endpoint: '/pusher/user-auth', ...(options.userAuthentication || {}) },
     backoff: options.backoff || {}, // {min, max} ms between reconnection attempts
