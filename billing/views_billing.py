@@ -45,6 +45,7 @@ def billing_page(request):
     plan = row.plan if row else None
     return render(request, "billing/billing_page.html", {
         "configured": stripe_gateway.is_configured(), "plan": plan, "state": state,
+        "status_label": state.status.replace("_", " ").capitalize() if state else "",
         "cap": _cap(connection_limit(tenant.id)), "period_start": period_start, "period_end": period_end,
         "peak_sockets": f"{sockets:,}", "peak_tabs": f"{tabs:,}", "saving_sentence": saving_sentence(plan, sockets, tabs),
         "price": dollars(plan.monthly_price_cents) if plan else "", "plans": [offer(p) for p in paid_plans()],

@@ -157,6 +157,7 @@ def test_a_subscribed_tenant_is_sent_to_the_portal_instead_of_a_second_checkout(
                                      current_period_end=timezone.now() + timedelta(days=30))
     page = alice_client.get(PAGE).content.decode()
     assert "Upgrade to" not in page and "Manage billing in the Stripe portal" in page
+    assert 'id="subscription-status">Active<' in page
 
     response = alice_client.post(CHECKOUT, {"plan": "business", "attempt": "f" * 32})
     assert response.status_code == 302 and not fake_stripe.requests

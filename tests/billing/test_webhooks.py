@@ -36,6 +36,15 @@ def state_of(tenant) -> SubscriptionState:
     return SubscriptionState.objects.get(subscription__tenant=tenant)
 
 
+def test_the_endpoint_needs_no_csrf_token_only_the_signature(fake_stripe, alice_customer, alice_tenant):
+    response = post_event(Client(enforce_csrf_checks=True), event("customer.subscription.created", subscription()))
+    assert response.status_code == 200 and plan_code(alice_tenant) == "pro"
+
+
+def test_get_is_not_allowed(fake_stripe):
+    assert Client().get("/dashboard/billing/stripe/webhook").status_code == 405
+
+
 def test_a_bad_signature_is_a_400_and_changes_nothing(fake_stripe, alice_customer, alice_tenant):
     response = post_event(Client(), event("customer.subscription.updated", subscription()), secret="whsec_wrong")
     assert response.status_code == 400
