@@ -92,8 +92,10 @@ class Tabcast:
             self.redis = RedisProcess().start()
         self.process = TabcastProcess(server=self.server, workers=self.workers, extra_env=TABCAST_BENCH_ENV,
                                       redis_url=self.redis.url if self.redis else None)
-        self.process.start()
+        # The app exists before the server starts: nothing else writes the database meanwhile.
+        self.process.migrate()
         self.app = self.process.create_app("bench")
+        self.process.start(migrate=False)
 
     def pids(self) -> list[int]:
         pids = procstats.tree(self.process.proc.pid)

@@ -1,0 +1,54 @@
+"""The benchmark's small mode runs end to end against every server (a smoke test, no timings)."""
+
+import pytest
+
+from bench import report, runner
+from bench.profiles import SMALL
+from bench.servers import redis_state_available
+
+# One module-wide run starts about six servers; on a shared 2-core machine that takes minutes.
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def results():
+    return runner.run(SMALL, only=None, pin=True, log=lambda line: None)
+
+
+SERVERS = ["raw websockets (a)", "naive Channels (b) uvicorn", "Tabcast uvicorn", "Tabcast daphne"]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_every_subscriber_gets_every_message(results, server):
+    measured = results["servers"][server]
+    for size in SMALL.fanout_subscribers:
+        fanout = measured[f"fanout_{size}"]
+        assert fanout.value > 0
+        assert "incomplete" not in fanout.detail, fanout.detail
+    assert measured["latency_p50"].value <= measured["latency_p99"].value <= measured["latency_max"].value
+    assert "incomplete" not in measured["connect"].detail, measured["connect"].detail
+    assert measured["connect"].value > 0
+    assert measured["rss"].detail["rss_after_mib"] > 0
+
+
+@pytest.mark.parametrize("server", ["Tabcast uvicorn", "Tabcast daphne"])
+def test_signed_http_publishes_are_accepted(results, server):
+    publish = results["servers"][server]["publish"]
+    assert publish.value > 0 and publish.detail["errors"] == 0
+
+
+def test_scaling_runs_when_the_redis_state_exists(results):
+    if not redis_state_available():
+        assert results["scaling"] is None
+        return
+    for workers in ("scale_1p", "scale_2p"):
+        assert results["scaling"][workers].value > 0
+        assert "incomplete" not in results["scaling"][workers].detail
+
+
+def test_report_has_each_row_and_ratios_to_the_raw_baseline(results):
+    text = report.render(results, SMALL)
+    for row in ("fan-out, 20 subscribers", "latency p99", "connect rate", "RSS per idle connection",
+                "signed HTTP publishes/s", "machine:", "load average"):
+        assert row in text
+    assert "x)" in text  # ratios to (a)
