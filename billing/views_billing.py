@@ -91,7 +91,7 @@ def saving_sentence(plan, sockets: int, tabs: int) -> str:
     if tabs <= sockets:
         return "No tab has shared a connection yet this period: each counted once, as it would anyway."
     sentence = (f"At this period's peak, {_plural(tabs, 'tab')} shared {_plural(sockets, 'physical connection')}: "
-                f"you are billed for {sockets:,}, where one socket per tab would have counted {tabs:,}")
+                f"your plan counts {sockets:,}, where one socket per tab would have counted {tabs:,}")
     extra = (period_cents(plan, tabs) - period_cents(plan, sockets)) if plan else 0
     return f"{sentence} (${extra / 100:,.2f} more on {plan.name})." if extra > 0 else f"{sentence}."
 

@@ -59,7 +59,7 @@ def test_the_page_shows_plan_cap_and_the_periods_physical_and_logical_peaks(fake
     assert re.search(r'id="plan-name">Pro<', page) and re.search(r'id="plan-cap">5,000<', page)
     assert 'id="peak-sockets">2,400<' in page and 'id="peak-tabs">6,100<' in page
     # 6,100 tabs on Pro: 4,100 over the 2,000 included at 1¢, against 400 over: $37.00 more.
-    assert ("At this period&#x27;s peak, 6,100 tabs shared 2,400 physical connections: you are billed for "
+    assert ("At this period&#x27;s peak, 6,100 tabs shared 2,400 physical connections: your plan counts "
             "2,400, where one socket per tab would have counted 6,100 ($37.00 more on Pro).") in page
 
 
