@@ -194,3 +194,18 @@ def test_the_command_reports_the_closed_hours_until_now(fake_stripe, billed, app
     sent = UsageReport.objects.filter(status="sent").count()
     assert sent in (2, 3)  # 3 closed hours, the last one settled unless the hour began < 5 min ago
     assert capsys.readouterr().out.startswith(f"{sent} new hourly reports; sent {sent}, failed 0")
+
+
+def test_an_unreachable_stripe_keeps_rows_pending(fake_stripe, settings, billed, apps, alice_tenant, monkeypatch):
+    import socket
+
+    monkeypatch.setattr("billing.stripe_gateway.MAX_NETWORK_RETRIES", 0)
+    with socket.socket() as closed:  # a port that was just free: nothing listens on it
+        closed.bind(("127.0.0.1", 0))
+        settings.STRIPE_API_BASE = f"http://127.0.0.1:{closed.getsockname()[1]}"
+
+    _, result = report_usage(now=h(1, 10) + timedelta(minutes=5))
+
+    report = UsageReport.objects.get(tenant=alice_tenant)
+    assert (report.status, report.attempts, result.pending) == ("pending", 1, 1)
+    assert report.last_error
