@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+import stripe
 from django.test import Client
 
 from billing.models import Plan, ProcessedStripeEvent, Subscription, SubscriptionState
@@ -53,8 +54,6 @@ def test_a_bad_signature_is_a_400_and_changes_nothing(fake_stripe, alice_custome
 
 def test_a_tampered_body_is_a_400(fake_stripe, alice_customer):
     body = json.dumps(event("customer.subscription.updated", subscription()))
-    import stripe
-
     header = stripe.WebhookSignature.generate_signature_header(body, "whsec_test_tabcast")
     response = Client().post("/dashboard/billing/stripe/webhook", body.replace("active", "trialing"),
                              content_type="application/json", headers={"Stripe-Signature": header})
