@@ -24,7 +24,11 @@ def hourly_peaks(tenant_id: int, start: datetime, end: datetime, field: str = "p
 
 
 def period_peak(tenant_id: int, start: datetime, end: datetime) -> tuple[int, int]:
-    """The highest hourly peak of physical connections and of logical tabs in [start, end)."""
+    """The highest hourly peak of physical connections and of logical tabs in a period.
+
+    Like usage reporting, the hour a period starts in belongs to that period.
+    """
+    start = start.replace(minute=0, second=0, microsecond=0)
     sockets = hourly_peaks(tenant_id, start, end, "peak_sockets")
     tabs = hourly_peaks(tenant_id, start, end, "peak_tabs")
     return max(sockets.values(), default=0), max(tabs.values(), default=0)

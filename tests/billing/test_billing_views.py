@@ -192,3 +192,23 @@ def test_billing_forms_need_a_csrf_token(fake_stripe, alice, url, catalog):
 def test_coming_back_from_checkout_says_what_happens_next(fake_stripe, alice_client):
     page = alice_client.get(PAGE + "?checkout=success").content.decode()
     assert "applies as soon as Stripe confirms the payment" in page
+
+
+def test_a_subscribed_tenants_peaks_cover_its_stripe_period_from_the_hour_it_began(
+        fake_stripe, alice_client, alice_tenant, catalog):
+    now = timezone.now()
+    start = now - timedelta(hours=2)
+    row = Subscription.objects.create(tenant=alice_tenant, plan=Plan.objects.get(code="pro"),
+                                      stripe_customer_id="cus_A", stripe_subscription_id="sub_1")
+    SubscriptionState.objects.create(subscription=row, status="active", current_period_start=start,
+                                     current_period_end=start + timedelta(days=30))
+    app = services.create_app("web", tenant=alice_tenant)
+    start_hour = start.replace(minute=0, second=0, microsecond=0)
+    HourlyUsage.objects.create(app=app, hour=start_hour, source="s", peak_sockets=321, peak_tabs=654)
+    HourlyUsage.objects.create(app=app, hour=start_hour - timedelta(hours=1), source="s", peak_sockets=999,
+                               peak_tabs=999)  # the previous period
+
+    page = alice_client.get(PAGE).content.decode()
+
+    assert 'id="peak-sockets">321<' in page and 'id="peak-tabs">654<' in page
+    assert f"Billing period {start:%b} {start.day}" in page
