@@ -22,6 +22,10 @@ def is_billed_by_stripe(tenant) -> bool:
                                             status__in=SubscriptionState.BILLABLE_STATUSES).exists()
 
 
+class AlreadySubscribed(Exception):
+    """Stripe already bills the tenant's customer, though its webhook has not reached us yet."""
+
+
 def ensure_customer(tenant) -> str:
     """The tenant's Stripe customer id, created on first use.
 
@@ -44,6 +48,12 @@ def ensure_customer(tenant) -> str:
 
 def start_checkout(tenant, plan: Plan, *, attempt: str, success_url: str, cancel_url: str) -> str:
     """A Checkout Session URL for the plan's flat price plus its metered connection price."""
+    row = billing_row(tenant)
+    # Asked of Stripe itself: a checkout completed a moment ago may not have been announced yet,
+    # and a second one would bill the team twice.
+    if row and row.stripe_customer_id and stripe_gateway.live_subscription_ids(
+            row.stripe_customer_id, SubscriptionState.BILLABLE_STATUSES):
+        raise AlreadySubscribed
     pricing = getattr(plan, "pricing", None)
     metered = [pricing.stripe_metered_price_id] if pricing and pricing.stripe_metered_price_id else []
     return stripe_gateway.create_checkout_session(

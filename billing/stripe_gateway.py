@@ -75,6 +75,12 @@ def create_portal_session(customer_id: str, return_url: str) -> str:
     return session.url
 
 
+def live_subscription_ids(customer_id: str, statuses: tuple[str, ...]) -> list[str]:
+    """Ids of the customer's subscriptions in one of ``statuses``, as Stripe has them now."""
+    subscriptions = client().v1.subscriptions.list(params={"customer": customer_id, "status": "all", "limit": 100})
+    return [sub.id for sub in subscriptions.data if sub.status in statuses]
+
+
 def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
     """The subscription as Stripe has it now."""
     return client().v1.subscriptions.retrieve(subscription_id)

@@ -16,7 +16,8 @@ from django.views.decorators.http import require_POST
 from tenants.access import owner_required, tenant_required
 
 from . import stripe_gateway
-from .checkout import billing_row, is_billed_by_stripe, portal_url, start_checkout, subscription_state
+from .checkout import (AlreadySubscribed, billing_row, is_billed_by_stripe, portal_url, start_checkout,
+                       subscription_state)
 from .plans import paid_plans, period_cents
 from .services import connection_limit
 from .tenant_peaks import period_peak
@@ -116,6 +117,10 @@ def checkout(request):
     try:
         url = start_checkout(request.tenant, plan, attempt=attempt, success_url=f"{back}?checkout=success",
                              cancel_url=f"{back}?checkout=canceled")
+    except AlreadySubscribed:
+        messages.info(request, "Stripe already has a subscription for your team; your plan updates here "
+                               "within moments. Use the billing portal to change it.")
+        return redirect(page)
     except stripe.StripeError as exc:
         log.error("Checkout for tenant %s failed: %s", request.tenant.id, exc.user_message or type(exc).__name__)
         messages.error(request, "Stripe could not start the checkout. Nothing was charged; please try again.")

@@ -1,6 +1,7 @@
 """The billing page, checkout and portal: login, owner-only changes, tenant isolation, Stripe redirects."""
 
 import re
+from urllib.parse import parse_qs
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,10 @@ def catalog(db):
     for code in ("pro", "business"):
         Plan.objects.filter(code=code).update(stripe_price_id=f"price_{code}")
         PlanPricing.objects.filter(plan__code=code).update(stripe_metered_price_id=f"price_{code}_meter")
+
+
+def stripe_list(data: list) -> dict:
+    return {"object": "list", "url": "/v1/subscriptions", "has_more": False, "data": data}
 
 
 def attempt_of(page: str) -> str:
@@ -96,14 +101,45 @@ def test_a_double_submit_reuses_the_customer_and_the_idempotency_key(fake_stripe
     fake_stripe.reply("POST", "/v1/customers", (200, {"id": "cus_A", "object": "customer"}))
     fake_stripe.reply("POST", "/v1/checkout/sessions", (200, {"id": "cs_1", "object": "checkout.session",
                                                               "url": SESSION_URL}))
+    fake_stripe.reply("GET", "/v1/subscriptions", (200, stripe_list([])))
     data = {"plan": "pro", "attempt": attempt_of(alice_client.get(PAGE).content.decode())}
 
     alice_client.post(CHECKOUT, data)
     alice_client.post(CHECKOUT, data)
 
     assert len(fake_stripe.calls("POST", "/v1/customers")) == 1
+    # The second time the team has a customer, so Stripe is asked whether it already pays.
+    [asked] = fake_stripe.calls("GET", "/v1/subscriptions")
+    assert parse_qs(asked.query) == {"customer": ["cus_A"], "status": ["all"], "limit": ["100"]}
     keys = {c.idempotency_key for c in fake_stripe.calls("POST", "/v1/checkout/sessions")}
     assert len(keys) == 1
+
+
+def test_no_second_checkout_while_stripe_already_bills_the_customer(fake_stripe, alice_client, alice_tenant,
+                                                                   catalog):
+    """The first checkout completed, but its webhook has not arrived yet."""
+    Subscription.objects.create(tenant=alice_tenant, plan=Plan.objects.get(code="free"), stripe_customer_id="cus_A")
+    fake_stripe.reply("GET", "/v1/subscriptions", (200, stripe_list([
+        {"id": "sub_old", "object": "subscription", "status": "canceled"},
+        {"id": "sub_1", "object": "subscription", "status": "active"}])))
+
+    response = alice_client.post(CHECKOUT, {"plan": "business", "attempt": "9" * 32}, follow=True)
+
+    assert "Stripe already has a subscription for your team" in response.content.decode()
+    assert not fake_stripe.calls("POST", "/v1/checkout/sessions")
+
+
+def test_a_customer_whose_subscriptions_all_ended_can_check_out_again(fake_stripe, alice_client, alice_tenant,
+                                                                     catalog):
+    Subscription.objects.create(tenant=alice_tenant, plan=Plan.objects.get(code="free"), stripe_customer_id="cus_A")
+    fake_stripe.reply("GET", "/v1/subscriptions", (200, stripe_list([
+        {"id": "sub_old", "object": "subscription", "status": "canceled"}])))
+    fake_stripe.reply("POST", "/v1/checkout/sessions", (200, {"id": "cs_2", "object": "checkout.session",
+                                                              "url": SESSION_URL}))
+
+    response = alice_client.post(CHECKOUT, {"plan": "pro", "attempt": "8" * 32})
+
+    assert response.status_code == 303 and not fake_stripe.calls("POST", "/v1/customers")
 
 
 def test_stripe_failing_shows_a_message_and_charges_nothing(fake_stripe, alice_client, catalog):
