@@ -41,7 +41,7 @@ class Connection:
     __slots__ = (
         "socket_id", "app", "_asgi_send", "_direct", "_write_direct", "_backlog", "_drainer", "closed", "max_pending",
         "channels", "user_id", "user_data", "tabs", "last_seen", "pinged", "origin",
-        "client_event_times",
+        "_client_event_times",
     )
 
     def __init__(self, socket_id: str, app, asgi_send: AsgiSend, max_pending: int):
@@ -60,8 +60,15 @@ class Connection:
         self.tabs = 1  # logical clients carried (a SharedWorker reports more)
         self.last_seen = 0.0
         self.pinged = False
-        self.client_event_times: deque[float] = deque()  # for the 10 client events/s limit
+        self._client_event_times: deque[float] | None = None
         self.origin: str | None = None
+
+    @property
+    def client_event_times(self) -> deque[float]:
+        """Times of recent client events (the 10/s limit); made on first use: an empty deque is 760 bytes."""
+        if self._client_event_times is None:
+            self._client_event_times = deque()
+        return self._client_event_times
 
     def send(self, text: str, wire: bytes | None = None) -> None:
         """Write one text frame now if possible, else queue it; never blocks the caller.
