@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import stripe_gateway
-from .models import ProcessedStripeEvent, Subscription
+from .models import ProcessedStripeEvent, Subscription, SubscriptionState
 from .subscription_sync import apply_subscription, at, mark_past_due
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def handle_event(event) -> bool:
     if event.type not in HANDLED or ProcessedStripeEvent.objects.filter(event_id=event.id).exists():
         return False
     # Fetched before the transaction, so no database lock is held across a Stripe call.
-    fetched = _fetch_checkout_subscription(event.data.object) if event.type == CHECKOUT_COMPLETED else None
+    fetched = _fetch_subscription_if_needed(event)
     with transaction.atomic():
         # Recorded with the side effects: a redelivery (even a concurrent one) finds it and stops.
         _, first = ProcessedStripeEvent.objects.get_or_create(event_id=event.id, defaults={"type": event.type})
@@ -58,15 +58,27 @@ def _apply(event, fetched) -> bool:
     if event.type == CHECKOUT_COMPLETED:
         return fetched is not None and _link_checkout(obj) and apply_subscription(fetched, event_at)
     if event.type in SUBSCRIPTION_EVENTS:
-        return apply_subscription(obj, event_at)
+        return apply_subscription(fetched or obj, event_at)
     subscription_id = _invoice_subscription_id(obj)
     return bool(subscription_id) and mark_past_due(subscription_id, event_at)
 
 
-def _fetch_checkout_subscription(session):
-    if getattr(session, "mode", None) != "subscription" or not getattr(session, "subscription", None):
-        return None
-    return stripe_gateway.retrieve_subscription(session.subscription)
+def _fetch_subscription_if_needed(event):
+    """The subscription as Stripe has it now, when the event alone cannot tell us.
+
+    A completed checkout names its subscription without including it. And ``created`` has
+    one-second resolution: of two events of the same second, the payload cannot say which is
+    newer, so the current state is asked for instead.
+    """
+    obj = event.data.object
+    if event.type == CHECKOUT_COMPLETED:
+        if getattr(obj, "mode", None) != "subscription" or not getattr(obj, "subscription", None):
+            return None
+        return stripe_gateway.retrieve_subscription(obj.subscription)
+    if event.type in SUBSCRIPTION_EVENTS and SubscriptionState.objects.filter(
+            subscription__stripe_subscription_id=obj.id, last_event_at=at(event.created)).exists():
+        return stripe_gateway.retrieve_subscription(obj.id)
+    return None
 
 
 def _link_checkout(session) -> bool:

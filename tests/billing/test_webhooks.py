@@ -170,12 +170,13 @@ def test_an_update_delivered_after_the_deletion_does_not_revive_the_plan(fake_st
 
 
 def test_an_update_with_the_deletions_timestamp_does_not_revive_it_either(fake_stripe, alice_customer, alice_tenant):
+    fake_stripe.reply("GET", "/v1/subscriptions/sub_1", (200, subscription(status="canceled")))
     post_event(Client(), event("customer.subscription.deleted", subscription(status="canceled"),
                                event_id="evt_2", created=PERIOD_START + 300))
     post_event(Client(), event("customer.subscription.updated", subscription(), event_id="evt_1",
                                created=PERIOD_START + 300))
 
-    assert plan_code(alice_tenant) == "free"
+    assert plan_code(alice_tenant) == "free" and state_of(alice_tenant).status == "canceled"
 
 
 def test_a_new_subscription_after_a_cancellation_is_adopted(fake_stripe, alice_customer, alice_tenant):
@@ -257,3 +258,19 @@ def test_the_engine_sees_the_new_cap_without_waiting_for_its_cache(
                                    event_id="evt_2", created=PERIOD_START + 120))
 
     assert get_app_sync(app_id=app.id).max_connections == 100
+
+
+@pytest.mark.parametrize("truth", ["past_due", "active"])
+def test_two_events_of_the_same_second_are_settled_by_asking_stripe(fake_stripe, alice_customer, alice_tenant, truth):
+    """``created`` cannot order them, so the subscription as Stripe has it now decides."""
+    fake_stripe.reply("GET", "/v1/subscriptions/sub_1", (200, subscription(status=truth)))
+    same_second = PERIOD_START + 60
+    post_event(Client(), event("customer.subscription.updated", subscription(status="active"),
+                               event_id="evt_a", created=same_second))
+    assert not fake_stripe.requests  # an event from a later second needs no look-up
+
+    post_event(Client(), event("customer.subscription.updated", subscription(status="past_due"),
+                               event_id="evt_b", created=same_second))
+
+    assert len(fake_stripe.calls("GET", "/v1/subscriptions/sub_1")) == 1
+    assert state_of(alice_tenant).status == truth
