@@ -38,7 +38,9 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = _env_bool("TABCAST_DEBUG", False)
-ALLOWED_HOSTS = os.environ.get("TABCAST_ALLOWED_HOSTS", "*").split(",")
+# Host names this deployment answers to. Never "*" by default: the Host header ends up in
+# password-reset links, so a forged one must be refused (set it to your public host names).
+ALLOWED_HOSTS = os.environ.get("TABCAST_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("TABCAST_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -136,6 +138,9 @@ if REDIS_URL:
         }
     }
     TABCAST_STATE_BACKEND = "service.realtime.state.redis.RedisState"
+    # Rate limits (dashboard log-in, sign-up) must count across all processes.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "tabcast-cache"}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "service.realtime.local_layer.LocalChannelLayer"}}
     TABCAST_STATE_BACKEND = "service.realtime.state.memory.MemoryState"
