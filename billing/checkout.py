@@ -27,11 +27,9 @@ class AlreadySubscribed(Exception):
 
 
 def ensure_customer(tenant) -> str:
-    """The tenant's Stripe customer id, created on first use.
-
-    Stripe is called outside the row lock; its idempotency key makes concurrent first
-    uses get the same customer, and only the first stored id is kept.
-    """
+    """The tenant's Stripe customer id, created on first use."""
+    # Stripe is called outside the row lock: its idempotency key gives concurrent first uses
+    # the same customer, and only the first stored id is kept.
     row = billing_row(tenant)
     if row and row.stripe_customer_id:
         return row.stripe_customer_id

@@ -88,11 +88,10 @@ class DashboardApp(models.Model):
 
 
 class PlanPricing(models.Model):
-    """The Stripe side of a paid plan: its product and the metered price on peak connections.
+    """The Stripe side of a paid plan: its product and the metered price on peak connections."""
 
-    The flat price (``Plan.stripe_price_id``) includes ``included_connections``; each physical
-    connection of the billing period's peak above that costs ``overage_cents_per_connection``.
-    """
+    # The flat price (Plan.stripe_price_id) includes `included_connections`; each physical
+    # connection of the billing period's peak above that costs `overage_cents_per_connection`.
 
     plan = models.OneToOneField(Plan, on_delete=models.CASCADE, related_name="pricing")
     included_connections = models.PositiveIntegerField()

@@ -19,11 +19,9 @@ def product_id_for(plan_code: str) -> str:
 
 
 def plan_for_prices(prices: list) -> Plan | None:
-    """The plan a subscription's prices stand for: by flat price id, else by product.
-
-    The product covers subscriptions sold at an earlier price of the plan, which keep that
-    price after the catalog sync moved the plan to a new one.
-    """
+    """The plan a subscription's prices stand for: by flat price id, else by product."""
+    # The product covers subscriptions sold at an earlier price of the plan, which keep that
+    # price after the catalog sync moved the plan to a new one.
     by_price = Plan.objects.filter(stripe_price_id__in=[price.id for price in prices]).first()
     if by_price is not None:
         return by_price

@@ -51,11 +51,9 @@ def create_customer(tenant_id: int, name: str) -> str:
 def create_checkout_session(*, customer_id: str, tenant_id: int, plan_code: str, price_ids: list[str],
                             metered_price_ids: list[str], success_url: str, cancel_url: str,
                             attempt: str) -> str:
-    """A subscription Checkout Session for flat prices plus metered prices; returns its URL.
-
-    ``attempt`` names one rendering of the upgrade form, so a double submit gets the same
-    session while a later visit starts a fresh one.
-    """
+    """A subscription Checkout Session for flat prices plus metered prices; returns its URL."""
+    # `attempt` names one rendering of the upgrade form: a double submit gets the same session
+    # (same idempotency key), a later visit a fresh one.
     line_items = [{"price": price, "quantity": 1} for price in price_ids]
     # Metered prices take no quantity: usage comes from meter events.
     line_items += [{"price": price} for price in metered_price_ids]

@@ -64,12 +64,10 @@ def _apply(event, fetched) -> bool:
 
 
 def _fetch_subscription_if_needed(event):
-    """The subscription as Stripe has it now, when the event alone cannot tell us.
-
-    A completed checkout names its subscription without including it. And ``created`` has
-    one-second resolution: of two events of the same second, the payload cannot say which is
-    newer, so the current state is asked for instead.
-    """
+    """The subscription as Stripe has it now, when the event alone cannot tell us."""
+    # A completed checkout names its subscription without including it. And `created` has
+    # one-second resolution: of two events of the same second, neither payload can say which
+    # is newer, so the current state is asked for instead.
     obj = event.data.object
     if event.type == CHECKOUT_COMPLETED:
         if getattr(obj, "mode", None) != "subscription" or not getattr(obj, "subscription", None):

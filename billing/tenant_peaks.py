@@ -8,13 +8,11 @@ from .models import HourlyUsage
 
 
 def hourly_peaks(tenant_id: int, start: datetime, end: datetime, field: str = "peak_sockets") -> dict[datetime, int]:
-    """The tenant's peak per hour in [start, end): ``peak_sockets`` (physical) or ``peak_tabs`` (logical).
-
-    Metering records each app's peak per hour (the highest reading over the stores that
-    reported it); the tenant's hour is the sum over its apps. Apps may peak at different
-    moments of the hour, so the sum is an upper bound of the simultaneous total, exact when
-    they peak together.
-    """
+    """The tenant's peak per hour in [start, end): ``peak_sockets`` (physical) or ``peak_tabs`` (logical)."""
+    # Metering records each app's peak per hour (the highest reading over the stores that
+    # reported it); the tenant's hour is the sum over its apps. Apps may peak at different
+    # moments of the hour, so the sum is an upper bound of the simultaneous total, exact when
+    # they peak together.
     per_app = (HourlyUsage.objects.filter(app__tenant_id=tenant_id, hour__gte=start, hour__lt=end)
                .values("hour", "app_id").annotate(peak=Max(field)))
     peaks: dict[datetime, int] = {}
@@ -24,10 +22,8 @@ def hourly_peaks(tenant_id: int, start: datetime, end: datetime, field: str = "p
 
 
 def period_peak(tenant_id: int, start: datetime, end: datetime) -> tuple[int, int]:
-    """The highest hourly peak of physical connections and of logical tabs in a period.
-
-    Like usage reporting, the hour a period starts in belongs to that period.
-    """
+    """The highest hourly peak of physical connections and of logical tabs in a period."""
+    # Like usage reporting, the hour a period starts in belongs to that period.
     start = start.replace(minute=0, second=0, microsecond=0)
     sockets = hourly_peaks(tenant_id, start, end, "peak_sockets")
     tabs = hourly_peaks(tenant_id, start, end, "peak_tabs")

@@ -39,11 +39,9 @@ def report_identifier(tenant_id: int, metric: str, window_start: datetime) -> st
 
 
 def period_windows(period_start: datetime, period_end: datetime, now: datetime) -> list[datetime]:
-    """The closed hours of a billing period that can still be reported.
-
-    An hour belongs to the period it starts in (the hour straddling a period boundary counts
-    in the new period), and is closed once it ended SETTLE ago.
-    """
+    """The closed hours of a billing period that can still be reported."""
+    # An hour belongs to the period it starts in (the hour straddling a period boundary counts
+    # in the new period), and is closed once it ended SETTLE ago.
     first, end = hour_floor(period_start), min(hour_floor(period_end), hour_floor(now - SETTLE))
     oldest = now - MAX_EVENT_AGE
     windows, window = [], first
