@@ -118,7 +118,7 @@ class LayerBroker:
             try:
                 await asyncio.wait_for(self._probe_back.wait(), PROBE_TIMEOUT)
                 return True
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if loop.time() - self._received_at > PROBE_TIMEOUT:
                     return False  # nothing at all arrived meanwhile: the probe is lost
         return False

@@ -249,7 +249,7 @@ class TestSharedRedisState:
         assert await a.add_member(APP, "presence-r", "1.1", Member("u")) is True
 
     async def test_entries_expire_without_heartbeat(self, nodes, redis_url):
-        a, dead = await nodes(), await nodes(node_ttl=1)
+        dead = await nodes(node_ttl=1)
         await dead.add_subscription(APP, "news", "2.1")
         dead._heartbeat_task.cancel()
         client = aioredis.Redis.from_url(redis_url)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.support.clients import python_backend
-from tests.support.processes import ROOT, PYTHON, RedisProcess, TabcastProcess
+from tests.support.processes import PYTHON, ROOT, RedisProcess, TabcastProcess
 
 from .conftest import on
 

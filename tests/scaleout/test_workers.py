@@ -7,8 +7,8 @@ import pytest
 from redis import asyncio as aioredis
 
 from tests.support.clients import python_backend
-from tests.support.raw import RawClient, data_of
 from tests.support.processes import RedisProcess, TabcastProcess
+from tests.support.raw import RawClient, data_of
 
 pytestmark = pytest.mark.redis
 

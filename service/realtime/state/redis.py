@@ -433,7 +433,8 @@ class RedisState:
         for field, value in (("sockets", now_sockets), ("tabs", now_tabs)):
             self._own(key, field, str(value) if now_sockets else None)
         await self._write_own("set_and_sum", None, [self._nodes_key], [
-            self._key(app_id, "conns", ""), self.node_id, self.keys_ttl_ms, 1, "sockets", now_sockets, "tabs", now_tabs])
+            self._key(app_id, "conns", ""), self.node_id, self.keys_ttl_ms, 1,
+            "sockets", now_sockets, "tabs", now_tabs])
 
     async def connection_counts(self, app_id: int) -> tuple[int, int]:
         sockets, tabs = await self._scripts["set_and_sum"](
@@ -462,14 +463,15 @@ class RedisState:
                           logical_deliveries: int = 0, logical_bytes: int = 0) -> None:
         key = self._key(app_id, "traffic")
         pipe = self.redis.pipeline(transaction=True)
-        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes)):
+        values = (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes)
+        for field, value in zip(TRAFFIC_FIELDS, values, strict=True):
             if value:
                 pipe.hincrby(key, field, value)
         await pipe.execute()
 
     async def traffic_totals(self, app_id: int) -> dict[str, int]:
         values = await self.redis.hmget(self._key(app_id, "traffic"), TRAFFIC_FIELDS)
-        return {field: int(value or 0) for field, value in zip(TRAFFIC_FIELDS, values)}
+        return {field: int(value or 0) for field, value in zip(TRAFFIC_FIELDS, values, strict=True)}
 
     # --- metering buckets ---
 
