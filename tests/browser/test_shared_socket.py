@@ -32,21 +32,23 @@ def occupied(app: dict, channel: str) -> bool:
 
 def test_last_tab_leaving_unsubscribes_and_closing_all_tabs_closes_the_socket(server, customer, new_context):
     key = customer.app["key"]
-    first, second, third = open_tabs(new_context(), customer.url(key=key), 3)
+    first, second, third, bystander = open_tabs(new_context(), customer.url(key=key), 4)
     listen_and_wait([first, second, third], "leaving")
-    wait_for_stats(server, key, connections=1, tabs=3)
+    listen_and_wait([bystander], "elsewhere")  # keeps the shared socket open throughout
+    wait_for_stats(server, key, connections=1, tabs=4)
 
     first.close()  # a closed tab is noticed through its Web Lock
-    wait_for_stats(server, key, connections=1, tabs=2)
-    assert occupied(customer.app, "leaving")
-
+    wait_for_stats(server, key, connections=1, tabs=3)
     second.evaluate("tabcast.unsubscribe('leaving')")
-    third.evaluate("tabcast.unsubscribe('leaving')")
+    assert occupied(customer.app, "leaving"), "the third tab still wants it"
+
+    third.close()  # the last tab that wanted the channel
     wait_until(lambda: not occupied(customer.app, "leaving"), 10, what="channel to be vacated")
-    assert stats(server, key)["connections"] == 1  # tabs still open: the socket stays
+    assert occupied(customer.app, "elsewhere")
+    assert stats(server, key)["connections"] == 1
 
     second.close()
-    third.close()
+    bystander.close()
     wait_for_stats(server, key, connections=0, tabs=0)
 
 
