@@ -4,6 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import wait_for_stats
+from tests.support.clients import python_backend
 
 pytestmark = pytest.mark.browser
 
@@ -35,6 +36,11 @@ def test_demo_frames_share_one_connection_and_all_receive_a_publish(server, new_
     expect(page.locator("#publish-status")).to_have_text("sent")
     for events in in_every_frame(page, "#events"):
         expect(events).to_contain_text("hello, every frame", timeout=15_000)
+
+    # What bin/start prints to try from a terminal: any event on the demo channel shows up.
+    python_backend(app).trigger(["tabcast-demo"], "hello", {"text": "hi from a terminal"})
+    for events in in_every_frame(page, "#events"):
+        expect(events).to_contain_text("hi from a terminal", timeout=15_000)
 
     page.click("#remove-tab")
     expect(page.locator("#stat-tabs")).to_have_text("4", timeout=15_000)

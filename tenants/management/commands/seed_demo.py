@@ -38,5 +38,5 @@ class Command(BaseCommand):
         w(f"  API schema      {base_url}/api/schema")
         w(f"  App             id={app.id} key={app.key} secret={app.secret}")
         w(f"  Publish         curl -u {app.key}:{app.secret} -H 'Content-Type: application/json' "
-          f"-d '{{\"channel\":\"demo\",\"event\":\"hello\",\"data\":{{\"text\":\"hi\"}}}}' {base_url}/publish")
+          f"-d '{{\"channel\":\"tabcast-demo\",\"event\":\"hello\",\"data\":{{\"text\":\"hi\"}}}}' {base_url}/publish")
         w("")

@@ -27,7 +27,11 @@
     while ($('events').children.length > 6) $('events').lastChild.remove();
   }
 
-  tabcast.subscribe(channel).bind('message', (data) => show(data.text));
+  // Every event on the demo channel: the page's publish form, or a curl to /publish.
+  tabcast.subscribe(channel).bind_global((event, data) => {
+    if (event.startsWith('pusher:')) return;
+    show(typeof data === 'object' && data && 'text' in data ? data.text : `${event}: ${JSON.stringify(data)}`);
+  });
   const presence = tabcast.subscribe(`presence-${channel}`);
   const showMembers = () => { $('members').textContent = String(presence.members.count); };
   presence.bind('pusher:subscription_succeeded', showMembers);
