@@ -270,6 +270,16 @@ class TestSharedRedisState:
         assert await a.members(APP, "presence-r") == {"u": Member("u", {"x": 1})}
         assert await a.connection_counts(APP) == (1, 2)
 
+    async def test_heartbeat_rewrites_a_key_that_redis_evicted(self, nodes, redis_url):
+        a, b = await nodes(), await nodes()
+        await b.add_subscription(APP, "news", "2.1")
+        client = aioredis.Redis.from_url(redis_url)
+        await client.delete(f"{b.prefix}:{APP}:subs:{b.node_id}")  # the node itself is still known
+        await client.aclose()
+        assert await a.channels(APP) == {}
+        await b._heartbeat()
+        assert await a.channels(APP) == {"news": 1}
+
     async def test_writes_while_redis_is_away_are_published_on_reconnect(self):
         server = RedisProcess().start()
         try:

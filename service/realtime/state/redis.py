@@ -3,8 +3,8 @@
 Each process (node) writes only its *own* entries, into keys named after it, and keeps the
 same entries locally (``_owned``, the node's truth). Readers add up the entries of live nodes:
 a node is live while its score in ``<prefix>:nodes`` (expiry time, Redis clock) is ahead.
-A heartbeat every ``NODE_TTL / 3`` seconds renews that score and rewrites all of this node's
-keys from ``_owned``, so:
+A heartbeat every ``NODE_TTL / 3`` seconds renews that score and this node's keys, and
+rewrites them all from ``_owned`` when Redis lost any of them or a write failed, so:
 
 * a node killed with -9 drops out of every count and member list within ``NODE_TTL`` (readers
   skip it at once); then a live node claims it in ``reap_departed`` and announces member_removed
@@ -251,9 +251,10 @@ class RedisState:
         # and the sockets behind each count, so adds and removes are idempotent per socket.
         self._owned: dict[str, dict[str, str]] = {}
         self._sockets: dict[tuple, set[str]] = {}
-        self._written: set[str] = set()  # owned keys written since the last rewrite (to delete if gone)
+        self._written: set[str] = set()  # keys this node may have in Redis (deleted if no longer owned)
+        self._stale = False  # a write failed: Redis may differ from _owned until the next rewrite
         self._heartbeat_task: asyncio.Task | None = None
-        self._reachable = True
+        self._reachable = True  # for logging the outage once
 
     # --- lifecycle ---
 
@@ -289,10 +290,36 @@ class RedisState:
                 log.exception("state heartbeat failed")
 
     async def _heartbeat(self) -> None:
-        """Renew this node and rewrite all its entries (also heals them after Redis lost data)."""
-        unknown, source = await self._scripts["heartbeat"](
-            keys=[self._nodes_key, f"{self.prefix}:usage_source"], args=[self.node_id, self.ttl_ms, uuid.uuid4().hex])
-        self.usage_source = f"redis-{source.decode()}"
+        """Renew this node and its keys; rewrite them all if Redis lost any (restart, outage)."""
+        stale, self._stale = self._stale, False
+        try:
+            unknown, source = await self._scripts["heartbeat"](
+                keys=[self._nodes_key, f"{self.prefix}:usage_source"],
+                args=[self.node_id, self.ttl_ms, uuid.uuid4().hex])
+            self.usage_source = f"redis-{source.decode()}"
+            if stale or unknown or not await self._renew():
+                await self._rewrite()
+                if self._heartbeat_task is not None:
+                    log.warning("rewrote this node's %d entries in Redis", len(self._owned))
+        except BaseException:
+            self._stale = True
+            raise
+        if not self._reachable:
+            log.warning("Redis is back")
+            self._reachable = True
+
+    async def _renew(self) -> bool:
+        """Extend the life of this node's keys; False if Redis lost one of them."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self._owned:
+            pipe.pexpire(key, self.keys_ttl_ms)
+        renewed = all(await pipe.execute())
+        if not self._stale:  # every write since the last rewrite reached Redis
+            self._written.intersection_update(self._owned)
+        return renewed
+
+    async def _rewrite(self) -> None:
+        """Replace this node's keys with ``_owned`` (and delete the ones it no longer has)."""
         dropped = self._written - self._owned.keys()
         pipe = self.redis.pipeline(transaction=True)
         for key in dropped:
@@ -303,12 +330,9 @@ class RedisState:
             pipe.pexpire(key, self.keys_ttl_ms)
         await pipe.execute()
         self._written -= dropped
-        if not self._reachable or (unknown and self._heartbeat_task is not None):
-            log.warning("Redis %s; rewrote this node's %d entries", "is back" if not self._reachable
-                        else "did not know this node", len(self._owned))
-        self._reachable = True
 
     def _unreachable(self, exc: BaseException) -> None:
+        self._stale = True  # the next heartbeat rewrites everything
         if self._reachable:
             log.warning("Redis unreachable (%r); serving local state, will resync on reconnect", exc)
         self._reachable = False
