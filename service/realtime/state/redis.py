@@ -342,6 +342,8 @@ class RedisState:
         departed = []
         for node in await self._scripts["claim_dead"](keys=[self._nodes_key]):
             node = node.decode()
+            if node == self.node_id:
+                continue  # this process stalled past its TTL; its next heartbeat rewrites its entries
             marker = f":members:{node}:"
             async for key in self.redis.scan_iter(match=f"{self.prefix}:*{marker}*", count=1000):
                 app, channel = key.decode()[len(self.prefix) + 1:].split(marker, 1)
