@@ -65,6 +65,37 @@ def cpu_table(results: dict, profile) -> str:
     return "\n".join(lines)
 
 
+COST_ROWS = [  # (measurement key, detail key, label)
+    ("fanout_{small}", "server_us_per_delivery", "per delivery, fan-out {small:,}"),
+    ("fanout_{big}", "server_us_per_delivery", "per delivery, fan-out {big:,}"),
+    ("connect", "server_us_per_connect", "per connect (burst of {burst:,})"),
+    ("publish", "server_us_per_publish", "per signed HTTP publish"),
+]
+
+
+def cost_table(results: dict, profile) -> str:
+    """Server CPU µs per operation (ratio to (a); lower is better): steadier than rates on a busy machine."""
+    sizes = {"small": min(profile.fanout_subscribers), "big": profile.idle_connections, "burst": profile.burst}
+    servers = results["servers"]
+    labels = list(servers)
+    lines = ["| server CPU (µs) | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for key, field, label in COST_ROWS:
+        key = key.format(**sizes)
+        cells = []
+        for name in labels:
+            measured = servers[name].get(key)
+            if measured is None or field not in measured.detail:
+                cells.append("—")
+                continue
+            cell = f"{measured.detail[field]:,.1f}"
+            baseline = servers.get(BASELINE, {}).get(key)
+            if name != BASELINE and baseline is not None and baseline.detail.get(field):
+                cell += f" ({measured.detail[field] / baseline.detail[field]:.2f}x)"
+            cells.append(cell)
+        lines.append(f"| {label.format(**sizes)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def scaling_table(results: dict, profile) -> str:
     scaling = results.get("scaling")
     if not scaling:
@@ -110,5 +141,7 @@ def render(results: dict, profile) -> str:
     return "\n\n".join([
         f"### Results ({profile.name} profile)", machine(results), results_table(results, profile),
         "CPU during the runs (100% = one core):", cpu_table(results, profile),
+        "Server CPU per operation, ratio to (a) (lower is better; steadier than rates when the machine is busy):",
+        cost_table(results, profile),
         "Scaling (2 processes vs 1, Redis):", scaling_table(results, profile),
     ]) + "\n"
