@@ -183,3 +183,17 @@ test('connection-level errors reach every tab once', () => {
   assert.deepEqual(io.messages, [['A', { t: 'error', data: { code: 4301, message: 'slow down' } }],
     ['B', { t: 'error', data: { code: 4301, message: 'slow down' } }]]);
 });
+
+test('encrypted channels: the shared secret from the authorizing tab reaches every tab on the channel', () => {
+  const io = recordingIo();
+  const table = new ChannelTable(io);
+  table.add('A', 'private-encrypted-vault');
+  table.add('B', 'private-encrypted-vault');
+  table.authorized('A', { channel: 'private-encrypted-vault', socket_id: '1.1', auth: 'k:s', shared_secret: 'c2VjcmV0' });
+  assert.deepEqual(io.frames.at(-1), SUBSCRIBE('private-encrypted-vault', { auth: 'k:s' }), 'the secret never goes to the server');
+  table.frame(succeeded('private-encrypted-vault'));
+  const subscribed = { t: 'subscribed', channel: 'private-encrypted-vault', data: {}, me: null, shared_secret: 'c2VjcmV0' };
+  assert.deepEqual(io.to('B'), [subscribed]);
+  table.add('C', 'private-encrypted-vault');
+  assert.deepEqual(io.to('C'), [subscribed]);
+});

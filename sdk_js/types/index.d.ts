@@ -9,6 +9,8 @@ export type Transport = 'shared-worker' | 'leader' | 'direct';
 export interface AuthResult {
   auth: string;
   channel_data?: string;
+  /** Base64 key for private-encrypted-* channels (from your server library). */
+  shared_secret?: string;
 }
 
 export interface UserAuthResult {

@@ -2,6 +2,7 @@
 <script> tag, and the customer's own backend auth endpoints (which hold the app secret,
 as a real customer backend does; the browser never sees it)."""
 
+import base64
 import json
 import threading
 from http.cookies import SimpleCookie
@@ -9,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from service.realtime import signatures
+from tests.support.clients import python_backend
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Customer tab</title></head>
@@ -44,6 +46,15 @@ PAGE = """<!doctype html>
 
 # The one-line worker a customer may host on their own origin instead of using the iframe.
 WORKER_STUB = "importScripts('{tabcast}/sdk/v1/worker.js' + self.location.search);\n"
+
+# The customer's end-to-end encryption master key (private-encrypted-* channels).
+ENCRYPTION_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+def encrypting_backend(app: dict):
+    """The official server library, set up to encrypt for private-encrypted-* channels."""
+    return python_backend(app, encryption_master_key_base64=ENCRYPTION_MASTER_KEY)
+
 
 # A worker from another SDK release, speaking a tab/hub protocol this page does not know.
 FUTURE_WORKER = """
@@ -119,6 +130,9 @@ class CustomerSite:
             channel = form.get("channel_name", "")
             if channel.startswith("private-forbidden"):
                 return None
+            if channel.startswith("private-encrypted-"):  # the library derives the shared secret
+                result = encrypting_backend(app).authenticate(channel, socket_id)
+                return {k: v.decode() if isinstance(v, bytes) else v for k, v in result.items()}
             channel_data = None
             if channel.startswith("presence-"):
                 if user is None:

@@ -3,6 +3,7 @@
 import pytest
 
 from tests.browser.conftest import listen_and_wait, open_tabs, stats, wait_connected, wait_for_event, wait_for_stats
+from tests.browser.customer_site import encrypting_backend
 from tests.support.clients import python_backend
 from tests.support.processes import wait_until
 
@@ -130,3 +131,12 @@ def test_signin_and_user_events(server, customer, new_context):
     for page in pages:
         page.wait_for_function("() => userEvents.length === 1")
         assert page.evaluate("userEvents") == [{"text": "hi"}]
+
+
+def test_encrypted_channel_events_are_decrypted_in_every_tab(server, customer, new_context):
+    key = customer.app["key"]
+    pages = open_tabs(new_context(), customer.url(key=key), 2)
+    listen_and_wait(pages, "private-encrypted-vault")
+    encrypting_backend(customer.app).trigger(["private-encrypted-vault"], "opened", {"pin": 1234})
+    for page in pages:
+        assert wait_for_event(page, "private-encrypted-vault", "opened") == [{"pin": 1234}]

@@ -1,6 +1,7 @@
 // Channel objects as pusher-js users know them: bind/unbind/trigger, presence `members`.
 
 import { Dispatcher } from './dispatcher.js';
+import { decryptEventData } from './encryption.js';
 
 export class Channel extends Dispatcher {
   constructor(name, client) {
@@ -106,5 +107,44 @@ export class PresenceChannel extends Channel {
     } else {
       super._event(event, data, metadata);
     }
+  }
+}
+
+export class EncryptedChannel extends Channel {
+  constructor(name, client) {
+    super(name, client);
+    this.sharedSecret = null;
+  }
+
+  trigger() {
+    throw new Error('Client events are not supported on encrypted channels');
+  }
+
+  _subscribed(data, me, sharedSecret) {
+    this.sharedSecret = sharedSecret;
+    super._subscribed(data);
+  }
+
+  _event(event, data, metadata) {
+    if (event.startsWith('pusher:') || event.startsWith('pusher_internal:')) {
+      super._event(event, data, metadata);
+      return;
+    }
+    let plain;
+    try {
+      plain = decryptEventData(this.sharedSecret, data);
+    } catch (err) {
+      this.emit('pusher:decryption_error', { event, error: String(err.message || err) });
+      return;
+    }
+    super._event(event, parseJson(plain), metadata);
+  }
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }

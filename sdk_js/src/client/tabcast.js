@@ -8,8 +8,9 @@ import {
   HEARTBEAT_MS, MISSED_PINGS_LIMIT, PROTOCOL_VERSION, USER_CHANNEL, randomId, tabLockName,
 } from '../shared/protocol.js';
 import { authenticateUser, authorizeChannel } from './auth.js';
-import { Channel, PresenceChannel } from './channel.js';
+import { Channel, EncryptedChannel, PresenceChannel } from './channel.js';
 import { Dispatcher } from './dispatcher.js';
+import { isEncryptedChannel } from './encryption.js';
 import { resolveOptions } from './options.js';
 import { candidateTransports, openTransport } from './transports.js';
 
@@ -55,12 +56,10 @@ export class Tabcast {
   subscribe(name) {
     let channel = this.channels.get(name);
     if (channel) return channel;
-    channel = name.startsWith('presence-') ? new PresenceChannel(name, this) : new Channel(name, this);
+    const Kind = name.startsWith('presence-') ? PresenceChannel
+      : isEncryptedChannel(name) ? EncryptedChannel : Channel;
+    channel = new Kind(name, this);
     this.channels.set(name, channel);
-    if (name.startsWith('private-encrypted-')) {
-      queueMicrotask(() => channel._failed({ type: 'UnsupportedFeature', error: 'Encrypted channels are not supported by the Tabcast SDK yet', status: 0 }));
-      return channel;
-    }
     this._post({ t: 'subscribe', channel: name });
     return channel;
   }
@@ -199,7 +198,7 @@ export class Tabcast {
   }
 
   _hello() {
-    const channels = [...this.channels.keys()].filter((n) => !n.startsWith('private-encrypted-'));
+    const channels = [...this.channels.keys()];
     if (this.signinRequested) channels.push(USER_CHANNEL);
     this.link?.post({
       t: 'hello', tab: this.tab, v: PROTOCOL_VERSION, url: this.options.wsUrl, backoff: this.options.backoff, channels,
@@ -249,20 +248,21 @@ export class Tabcast {
         ? await authenticateUser(this.options.userAuthentication, socketId)
         : await authorizeChannel(this.options.channelAuthorization, socketId, channel);
       const channelData = isUser ? result.user_data : result.channel_data;
-      this._post({ t: 'authorized', channel, socket_id: socketId, auth: result.auth, channel_data: channelData });
+      this._post({ t: 'authorized', channel, socket_id: socketId, auth: result.auth, channel_data: channelData,
+        shared_secret: result.shared_secret });
     } catch (err) {
       this._post({ t: 'auth_failed', channel,
         error: { type: 'AuthError', error: String(err?.message || err), status: err?.status ?? 0 } });
     }
   }
 
-  _subscribed({ channel: name, data, me }) {
+  _subscribed({ channel: name, data, me, shared_secret: sharedSecret }) {
     if (name === USER_CHANNEL) {
       this.user.user_data = parseData(data?.user_data);
       this.user.emit('pusher:signin_success', this.user.user_data);
       return;
     }
-    this.channels.get(name)?._subscribed(data, me);
+    this.channels.get(name)?._subscribed(data, me, sharedSecret);
   }
 
   _event({ channel: name, event, data: raw, user_id: userId }) {

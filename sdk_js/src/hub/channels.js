@@ -34,7 +34,7 @@ export class ChannelTable {
       if (entry.status === SUBSCRIBED) this.io.toTab(tab, subscribedMessage(channel, entry));
       return;
     }
-    entry = { tabs: new Set([tab]), status: PENDING, authTab: null, snapshot: null, me: null };
+    entry = { tabs: new Set([tab]), status: PENDING, authTab: null, snapshot: null, me: null, sharedSecret: null };
     this.entries.set(channel, entry);
     if (this.io.socketId()) this._activate(channel, entry);
   }
@@ -57,7 +57,7 @@ export class ChannelTable {
   }
 
   /** The tab's answer to an `authorize` request. */
-  authorized(tab, { channel, socket_id: socketId, auth, channel_data: channelData }) {
+  authorized(tab, { channel, socket_id: socketId, auth, channel_data: channelData, shared_secret: sharedSecret }) {
     const entry = this.entries.get(channel);
     // A stale answer (the socket reconnected meanwhile) is dropped: a fresh request went out.
     if (!entry || entry.status !== AUTHORIZING || socketId !== this.io.socketId()) return;
@@ -67,6 +67,8 @@ export class ChannelTable {
       return;
     }
     entry.me = parseMe(channelData);
+    // Encrypted channels: every tab on the channel needs the key to open its events.
+    entry.sharedSecret = sharedSecret ?? null;
     const data = { channel, auth };
     if (channelData) data.channel_data = channelData;
     this.io.send({ event: 'pusher:subscribe', data });
@@ -184,7 +186,9 @@ function updateSnapshot(entry, event, rawData) {
 
 function subscribedMessage(channel, entry) {
   const snapshot = entry.snapshot?.hash ? { presence: entry.snapshot } : entry.snapshot;
-  return { t: 'subscribed', channel, data: snapshot, me: entry.me };
+  const msg = { t: 'subscribed', channel, data: snapshot, me: entry.me };
+  if (entry.sharedSecret) msg.shared_secret = entry.sharedSecret;
+  return msg;
 }
 
 function parseMe(channelData) {
