@@ -9,6 +9,8 @@ from .dashboard_app import dashboard_app
 from .debug_stream import DebugStream
 from .live_metrics import LiveMetrics
 from .metering import UsagePersister
+from .stripe_gateway import is_configured as stripe_configured
+from .usage_schedule import report_hourly
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ def on_node_started(sender, node, **kwargs) -> None:
     node.listeners.append(persister.note)
     node.flush_hooks.append(persister.after_flush)
     _spawn(node, _start_live_feeds(node))
+    if stripe_configured():
+        _spawn(node, report_hourly())  # safe in every process: one row per hour, Stripe dedupes
 
 
 async def _start_live_feeds(node) -> None:

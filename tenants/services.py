@@ -8,6 +8,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from billing.services import connection_limit
 from service.realtime.tenancy import AppInfo
 
 from .models import INVITATION_VALID_DAYS, App, Invitation, Membership, Tenant
@@ -21,16 +22,10 @@ def to_info(app: App) -> AppInfo:
         id=app.id, key=app.key, secret=app.secret, name=app.name, enabled=app.enabled,
         client_events=app.client_events, max_message_bytes=app.max_message_bytes,
         allowed_origins=app.origins, subscription_count=app.subscription_count,
-        max_connections=_connection_limit(app.tenant_id), previous_secret=app.previous_secret,
+        max_connections=connection_limit(app.tenant_id), previous_secret=app.previous_secret,
         previous_secret_expires=expires, tenant_id=app.tenant_id,
         webhook_url=app.webhook_url,
     )
-
-
-def _connection_limit(tenant_id: int) -> int | None:
-    from billing.services import connection_limit
-
-    return connection_limit(tenant_id)
 
 
 def load_app(*, key: str | None = None, app_id: int | None = None) -> AppInfo | None:

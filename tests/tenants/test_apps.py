@@ -166,7 +166,8 @@ def test_delete_needs_the_app_name_typed(alice_client, alice_app):
     assert services.load_app(app_id=alice_app.id) is None
 
 
-def test_getting_started_is_filled_with_the_apps_values_and_the_request_address(alice_client, alice_app):
+def test_getting_started_is_filled_with_the_apps_values_and_the_request_address(alice_client, alice_app, settings):
+    settings.ALLOWED_HOSTS = ["rt.example.com"]  # a deployment answering on its public host name
     response = alice_client.post(reverse("tenants:app_reveal", args=[alice_app.id]),
                                  HTTP_HOST="rt.example.com:8443", secure=True)
     snippets = response.context["snippets"]
