@@ -120,3 +120,26 @@ test('a message from a tab the hub does not know asks it to identify itself', ()
   hub.handle({ t: 'subscribe', tab: 'ghost', channel: 'x' }, (m) => replies.push(m));
   assert.deepEqual(replies, [{ t: 'identify' }]);
 });
+
+test("tabs that ask for debug get the hub's log; others do not", () => {
+  const { hub, sockets } = setup();
+  const debugInbox = [];
+  const quietInbox = [];
+  hub.handle({ t: 'hello', tab: 'D', v: PROTOCOL_VERSION, url: URL, channels: [], debug: true }, (m) => debugInbox.push(m));
+  hub.handle({ t: 'hello', tab: 'Q', v: PROTOCOL_VERSION, url: URL, channels: [] }, (m) => quietInbox.push(m));
+  sockets[0].establish('3.3');
+  hub.handle({ t: 'bye', tab: 'Q' }, () => {});
+  const logs = debugInbox.filter((m) => m.t === 'log').map((m) => m.text);
+  assert.ok(logs.includes('socket connecting -> connected (3.3)'), logs.join('\n'));
+  assert.ok(logs.includes('tab Q dropped: said bye'), logs.join('\n'));
+  assert.equal(quietInbox.filter((m) => m.t === 'log').length, 0);
+});
+
+test('a tab whose port throws is dropped once, without looping', () => {
+  const { hub, sockets } = setup();
+  hub.handle({ t: 'hello', tab: 'D', v: PROTOCOL_VERSION, url: URL, channels: [], debug: true }, (m) => {
+    if (m.t === 'state') throw new Error('port closed');
+  });
+  sockets[0].establish();
+  assert.equal(hub.tabs.size, 0);
+});

@@ -56,6 +56,8 @@ export interface Options {
   userAuthentication?: UserAuthenticationOptions;
   /** Milliseconds between reconnection attempts (exponential, jittered). Default 1000..30000. */
   backoff?: { min?: number; max?: number };
+  /** Log the transport choice and the shared hub's own log (worker, leader) to this tab's console. */
+  debug?: boolean;
   /** How long a transport has to answer before the next one is tried. Default 5000 ms. */
   handshakeTimeoutMs?: number;
 }

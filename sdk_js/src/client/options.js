@@ -24,6 +24,7 @@ export function resolveOptions(key, options = {}) {
     httpOrigin: `${forceTLS ? 'https' : 'http'}://${host}`,
     wsUrl: `${forceTLS ? 'wss' : 'ws'}://${host}/app/${encodeURIComponent(key)}?${query}`,
     transport: options.transport || null,
+    debug: options.debug === true, // log transport choice and the hub's log to the console
     workerUrl: options.workerUrl || null,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000, // generous: a first worker start on a busy machine is slow
     channelAuthorization: { ...legacyAuth, ...(options.channelAuthorization || {}) },

@@ -153,6 +153,7 @@ export class Tabcast {
         link?.close();
         if (this.link === link) this.link = null;
         this.lastError = err;
+        this._debug(`transport ${name} unavailable: ${err?.message || err}`);
       } finally {
         clearTimeout(timer);
       }
@@ -191,6 +192,10 @@ export class Tabcast {
     }
   }
 
+  _debug(text) {
+    if (this.options.debug) console.debug(`[tabcast ${this.tab}] ${text}`); // eslint-disable-line no-console
+  }
+
   _fail(err) {
     this.lastError = err;
     this.connection._set('failed');
@@ -202,6 +207,7 @@ export class Tabcast {
     if (this.signinRequested) channels.push(USER_CHANNEL);
     this.link?.post({
       t: 'hello', tab: this.tab, v: PROTOCOL_VERSION, url: this.options.wsUrl, backoff: this.options.backoff, channels,
+      debug: this.options.debug,
     });
   }
 
@@ -237,6 +243,7 @@ export class Tabcast {
       case 'sub_error': this.channels.get(msg.channel)?._failed(msg.error); break;
       case 'event': this._event(msg); break;
       case 'error': this.connection.emit('error', { type: 'PusherError', data: msg.data }); break;
+      case 'log': this._debug(`hub: ${msg.text}`); break;
       default: break;
     }
   }

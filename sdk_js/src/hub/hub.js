@@ -21,8 +21,8 @@ export class Hub {
     this.timers = timers;
     this.url = null;
     this.socket = null;
-    this.tabs = new Map(); // tab -> {post, suspended, missed}
-    this.watched = new Set();
+    this.tabs = new Map(); // tab -> {post, suspended, missed, welcomed, debug}
+    this.watched = new Set(); // tabs whose Web Lock we queued for (at most once each)
     this.reportedTabs = null;
     this.table = new ChannelTable({
       send: (frame) => this.socket?.send(frame) ?? false,
@@ -56,14 +56,15 @@ export class Hub {
       case 'auth_failed': this.table.authFailed(msg.tab, msg); break;
       case 'trigger': this.table.trigger(msg.tab, msg); break;
       case 'suspend': this._suspend(msg.tab); break;
-      case 'bye': this.drop(msg.tab); break;
+      case 'bye': this.drop(msg.tab, 'said bye'); break;
       default: break; // 'pong' only proves the tab is alive
     }
   }
 
   /** Forget a tab (it closed, or stopped answering pings). */
-  drop(tabId) {
+  drop(tabId, why) {
     if (!this.tabs.delete(tabId)) return;
+    this._log(`tab ${tabId} dropped: ${why}`);
     this.table.removeTab(tabId);
     this._tabsChanged();
   }
@@ -88,7 +89,7 @@ export class Hub {
     }
     const known = this.tabs.get(msg.tab);
     // Not posted to until welcomed: the welcome carries the current state itself.
-    this.tabs.set(msg.tab, { post, suspended: false, missed: 0, welcomed: false });
+    this.tabs.set(msg.tab, { post, suspended: false, missed: 0, welcomed: false, debug: msg.debug === true });
     if (known?.suspended === false) {
       const wanted = new Set(msg.channels);
       for (const channel of this.table.channelsOf(msg.tab)) {
@@ -97,17 +98,20 @@ export class Hub {
     }
     if (!this.watched.has(msg.tab)) {
       this.watched.add(msg.tab);
-      this.watchTab(msg.tab, () => this.drop(msg.tab));
+      this.watchTab(msg.tab, () => this.drop(msg.tab, 'its lock was released (closed or crashed)'));
     }
     this._tabsChanged(); // creates or wakes the socket, so the welcome carries a live state
     post({ t: 'welcome', v: PROTOCOL_VERSION, epoch: this.epoch, ...this._stateMessage() });
     this.tabs.get(msg.tab).welcomed = true;
     for (const channel of msg.channels) this.table.add(msg.tab, channel);
+    this._log(`tab ${msg.tab} ${known ? 'resynced' : 'joined'} with ${msg.channels.length} channel(s); `
+      + `${this._activeTabs()} live tab(s), socket ${this._stateMessage().current}`);
   }
 
   // A tab going into the back/forward cache: keep its port but never post to it (that would
   // evict it from the cache) and drop its channel interest; it resyncs with a hello on return.
   _suspend(tabId) {
+    this._log(`tab ${tabId} suspended (back/forward cache or frozen)`);
     this.tabs.get(tabId).suspended = true;
     this.table.removeTab(tabId);
     this._tabsChanged();
@@ -147,6 +151,7 @@ export class Hub {
   }
 
   _socketState(previous, current) {
+    this._log(`socket ${previous} -> ${current}${current === 'connected' ? ` (${this.socket.socketId})` : ''}`);
     if (current === 'connected') {
       this.reportedTabs = null;
       this._reportTabs();
@@ -167,7 +172,7 @@ export class Hub {
     for (const [tabId, tab] of this.tabs) {
       if (tab.suspended) continue;
       if (tab.missed >= MISSED_PINGS_LIMIT) {
-        this.drop(tabId);
+        this.drop(tabId, `missed ${MISSED_PINGS_LIMIT} heartbeats`);
       } else {
         tab.missed += 1;
         this._post(tabId, { t: 'ping' });
@@ -181,7 +186,13 @@ export class Hub {
     try {
       tab.post(msg);
     } catch {
-      this.drop(tabId); // its port or channel is gone
+      this.drop(tabId, 'its port is gone');
     }
+  }
+
+  // Shared workers have no DevTools in some browsers: tabs that ask (debug: true) get the
+  // hub's log mirrored into their console.
+  _log(text) {
+    for (const [tabId, tab] of this.tabs) if (tab.debug) this._post(tabId, { t: 'log', text });
   }
 }
