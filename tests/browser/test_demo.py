@@ -49,3 +49,9 @@ def test_demo_frames_share_one_connection_and_all_receive_a_publish(server, new_
     page.check("#transport input[value=direct]")  # one socket per tab: the counter grows
     expect(page.locator("#stat-connections")).to_have_text("4", timeout=20_000)
     wait_for_stats(server, app["key"], connections=4, tabs=4)
+
+    page.check("#transport input[value=leader]")  # one frame leads, the others relay through it
+    for transport in in_every_frame(page, "#transport"):
+        expect(transport).to_have_text("leader", timeout=15_000)
+    expect(page.locator("#stat-connections")).to_have_text("1", timeout=20_000)
+    wait_for_stats(server, app["key"], connections=1, tabs=4)
