@@ -104,8 +104,9 @@ def test_private_and_presence_channels_through_the_shared_socket(server, custome
         assert wait_for_event(page, "private-orders", "paid") == [{"total": 12}]
 
     bob.close()
+    bob_member = {"id": "bob", "info": {"name": "Bob"}}
     for page in alice_tabs:
-        assert wait_for_event(page, "presence-room", "pusher:member_removed") == [{"id": "bob", "info": {"name": "Bob"}}]
+        assert wait_for_event(page, "presence-room", "pusher:member_removed") == [bob_member]
 
 
 def test_refused_authorization_is_reported_to_every_tab_that_asked(server, customer, new_context):
