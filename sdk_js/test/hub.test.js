@@ -143,3 +143,16 @@ test('a tab whose port throws is dropped once, without looping', () => {
   sockets[0].establish();
   assert.equal(hub.tabs.size, 0);
 });
+
+test('after a refusal (4000-4099) the socket stays down until a new tab opens', () => {
+  const { sockets, tab, timers } = setup();
+  const a = tab('A');
+  sockets[0].serverClose(4004); // over quota
+  timers.tick(60000);
+  assert.equal(sockets.length, 1);
+  assert.equal(a.inbox.at(-1).current, 'failed');
+  a.send({ t: 'hello', v: PROTOCOL_VERSION, url: URL, channels: [] }); // the same tab resyncing: no retry
+  assert.equal(sockets.length, 1);
+  tab('B');
+  assert.equal(sockets.length, 2);
+});

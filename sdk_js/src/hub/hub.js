@@ -100,6 +100,8 @@ export class Hub {
       this.watched.add(msg.tab);
       this.watchTab(msg.tab, () => this.drop(msg.tab, 'its lock was released (closed or crashed)'));
     }
+    // A new tab is a new page load: like pusher-js, it tries again after a refusal (4000-4099).
+    if (!known && this.socket?.state === 'failed') this.socket.connect();
     this._tabsChanged(); // creates or wakes the socket, so the welcome carries a live state
     post({ t: 'welcome', v: PROTOCOL_VERSION, epoch: this.epoch, ...this._stateMessage() });
     this.tabs.get(msg.tab).welcomed = true;
