@@ -122,6 +122,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("TABCAST_FROM_EMAIL", "Tabcast <no-reply@tab
 # --- Realtime -------------------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Every Redis key and pub/sub channel of this deployment starts with it: deployments (or test
+# clusters) sharing one Redis must use different prefixes, since app ids are per database.
+REDIS_PREFIX = os.environ.get("TABCAST_REDIS_PREFIX", "tabcast")
 
 if REDIS_URL:
     # redis-py 8 defaults (5 s socket timeout, pool cap 100) break long-lived pub/sub readers
@@ -133,14 +136,14 @@ if REDIS_URL:
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_connect_timeout": 1,
                            "max_connections": 1000}],
-                "prefix": "tabcast",
+                "prefix": REDIS_PREFIX,
             },
         }
     }
     TABCAST_STATE_BACKEND = "service.realtime.state.redis.RedisState"
     # Rate limits (dashboard log-in, sign-up) must count across all processes.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "tabcast-cache"}}
+                          "KEY_PREFIX": f"{REDIS_PREFIX}-cache"}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "service.realtime.local_layer.LocalChannelLayer"}}
     TABCAST_STATE_BACKEND = "service.realtime.state.memory.MemoryState"

@@ -20,7 +20,7 @@ async def test_two_workers_serve_one_port_and_close_sockets_with_4200_on_sigterm
         await asyncio.to_thread(server.start)
         # One node per worker, each registered in Redis (the second may still be starting).
         nodes = redis_client.Redis.from_url(redis.url)
-        await asyncio.to_thread(wait_until, lambda: nodes.zcard("tabcast:nodes") == 2, 30, what="both workers")
+        await asyncio.to_thread(wait_until, lambda: nodes.zcard(server.env["TABCAST_REDIS_PREFIX"] + ":nodes") == 2, 30, what="both workers")
         nodes.close()
 
         app = await asyncio.to_thread(server.create_app, "workers")

@@ -1,5 +1,6 @@
 """Real processes for end-to-end tests: Tabcast servers and redis-servers on free ports."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -49,6 +50,10 @@ class TabcastProcess:
                          "DJANGO_SETTINGS_MODULE": "service.settings", "PYTHONUNBUFFERED": "1"})
         if redis_url:
             self.env["REDIS_URL"] = redis_url
+            # Processes sharing a database are one cluster; other clusters on the same Redis must
+            # not see its keys, since every database numbers its apps from 1.
+            database = database_url or os.path.join(self.var_dir, "tabcast.sqlite3")
+            self.env["TABCAST_REDIS_PREFIX"] = "tc-" + hashlib.sha1(database.encode()).hexdigest()[:10]
         if database_url:
             self.env["DATABASE_URL"] = database_url
         self.env.update(extra_env or {})

@@ -228,9 +228,10 @@ return out
 
 
 class RedisState:
-    def __init__(self, url: str | None = None, prefix: str = "tabcast", node_ttl: float | None = None) -> None:
+    def __init__(self, url: str | None = None, prefix: str | None = None, node_ttl: float | None = None) -> None:
         self.node_id = uuid.uuid4().hex[:12]
         self.usage_source = ""
+        prefix = prefix or settings.REDIS_PREFIX
         self.prefix = prefix
         ttl = node_ttl if node_ttl is not None else settings.TABCAST["NODE_TTL"]
         self.ttl_ms = max(int(ttl * 1000), 1000)
