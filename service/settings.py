@@ -178,6 +178,8 @@ TABCAST = {
     # /metrics (Prometheus text): with a token, callers must send "Authorization: Bearer <token>";
     # without one, only loopback clients may read it.
     "METRICS_TOKEN": os.environ.get("TABCAST_METRICS_TOKEN", ""),
+    # Serve the publish endpoints on the event loop (service/api/fast.py); 0 routes them via Django/DRF.
+    "FAST_PUBLISH": _env_bool("TABCAST_FAST_PUBLISH", True),
     # Webhooks to loopback/private addresses are refused unless this is set (self-hosting, tests).
     "WEBHOOKS_ALLOW_PRIVATE": _env_bool("TABCAST_WEBHOOKS_ALLOW_PRIVATE", False),
     # Presence/count entries of a process expire this long after its last heartbeat.

@@ -16,17 +16,21 @@ def tabcast():
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def _app_pool(tabcast):
-    return []
+_app_pools: dict[int, list[dict]] = {}
+
+
+def fresh_app(server) -> dict:
+    """An unused app (client events on) on ``server``, from a pool made 25 at a time."""
+    pool = _app_pools.setdefault(server.port, [])
+    if not pool:
+        pool.extend(server.create_apps(25, "test", client_events=True))
+    return pool.pop()
 
 
 @pytest.fixture
-def app(tabcast, _app_pool):
-    """A fresh app (client events on) on the shared server, so tests never see each other's channels."""
-    if not _app_pool:
-        _app_pool.extend(tabcast.create_apps(25, "test", client_events=True))
-    return _app_pool.pop()
+def app(tabcast):
+    """A fresh app on the shared server, so tests never see each other's channels."""
+    return fresh_app(tabcast)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ BACKEND_TIMEOUT = 3.0
 T = TypeVar("T")
 
 
-def _is_backend_failure(exc: BaseException) -> bool:
+def is_backend_failure(exc: BaseException) -> bool:
+    """Redis or the network failed (answered with 503), as opposed to a bug."""
     return isinstance(exc, (OSError, asyncio.TimeoutError, ConnectionError)) \
         or type(exc).__module__.startswith("redis")
 
@@ -32,7 +33,7 @@ def on_node(work: Callable[[Node], Awaitable[T]]) -> T:
     try:
         return async_to_sync(run)()
     except Exception as exc:
-        if _is_backend_failure(exc):
+        if is_backend_failure(exc):
             log.warning("realtime backend unavailable: %r", exc)
             unavailable = BackendUnavailable()
             unavailable.wait = 1  # DRF answers it as "Retry-After: 1"

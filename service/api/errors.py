@@ -5,6 +5,14 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+class ApiError(Exception):
+    """A refusal with an HTTP status and a message, raised by the checks both API paths share."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Payload too large"
@@ -19,13 +27,14 @@ class UnknownApp(exceptions.NotFound):
     default_detail = "Unknown app"
 
 
-def _first_message(detail) -> str:
+def first_message(detail) -> str:
+    """One readable sentence from DRF's error detail (the first field's first error)."""
     if isinstance(detail, dict):
         field, value = next(iter(detail.items()))
-        message = _first_message(value)
+        message = first_message(value)
         return message if field == "non_field_errors" else f"{field}: {message}"
     if isinstance(detail, list) and detail:
-        return _first_message(detail[0])
+        return first_message(detail[0])
     return str(detail)
 
 
@@ -34,7 +43,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     headers = {k: v for k, v in response.headers.items() if k in ("Retry-After", "WWW-Authenticate")}
-    return Response({"error": _first_message(response.data.get("detail", response.data)
+    return Response({"error": first_message(response.data.get("detail", response.data)
                                              if isinstance(response.data, dict) and "detail" in response.data
                                              else response.data),
                      "code": response.status_code}, status=response.status_code, headers=headers)

@@ -4,14 +4,16 @@ Views are thin: serializers validate, ``engine.on_node`` runs the work on the re
 """
 
 from django.http import JsonResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from service.realtime.channel_names import Kind, is_cache, kind_of, user_channel
 
-from .authentication import HasApp, KeySecret, PusherSignature
+from . import publishing
+from .authentication import HasApp, KeySecret, PusherSignature, as_drf
+from .errors import ApiError
 from .engine import on_node
 from .serializers import (
     BatchSerializer,
@@ -33,44 +35,30 @@ class SignedView(APIView):
     throttle_classes = [AppRateThrottle]
 
 
-async def _publish_events(node, app, events) -> dict:
-    """Publish validated events; returns the info attributes asked for, per channel."""
-    infos = []
-    for event in events:
-        await node.publish(app, event["channels"], event["name"], event["data"], event["socket_id"])
-        info = {}
-        for channel in event["channels"] if event["info"] else ():
-            attrs = {}
-            if "subscription_count" in event["info"] and kind_of(channel) != Kind.PRESENCE:
-                attrs["subscription_count"] = await node.state.subscription_count(app.id, channel)
-            if "user_count" in event["info"] and kind_of(channel) == Kind.PRESENCE:
-                attrs["user_count"] = len(await node.state.members(app.id, channel))
-            info[channel] = attrs
-        infos.append(info)
-    return infos
+def _run(work):
+    """Views raise DRF exceptions; the shared publishing code raises ApiError."""
+    try:
+        return work()
+    except ApiError as error:
+        raise as_drf(error) from None
 
 
 class EventsView(SignedView):
     @extend_schema(request=EventSerializer, responses={200: EMPTY, **ERRORS},
                    summary="Trigger an event on up to 100 channels (Pusher)")
     def post(self, request, app_id):
-        serializer = EventSerializer(data=request.data, context={"app": request.auth})
-        serializer.is_valid(raise_exception=True)
-        infos = on_node(lambda node: _publish_events(node, request.auth, [serializer.validated_data]))
-        return Response({"channels": infos[0]} if serializer.validated_data["info"] else {})
+        event = _run(lambda: publishing.event_from(request.auth, request.data))
+        infos = on_node(lambda node: publishing.publish(node, request.auth, [event]))
+        return Response(publishing.events_answer(event, infos))
 
 
 class BatchEventsView(SignedView):
     @extend_schema(request=BatchSerializer, responses={200: EMPTY, **ERRORS},
                    summary="Trigger up to 10 events, one channel each (Pusher)")
     def post(self, request, app_id):
-        serializer = BatchSerializer(data=request.data, context={"app": request.auth})
-        serializer.is_valid(raise_exception=True)
-        events = serializer.validated_data["batch"]
-        infos = on_node(lambda node: _publish_events(node, request.auth, events))
-        if any(e["info"] for e in events):
-            return Response({"batch": [info.get(e["channels"][0], {}) for info, e in zip(infos, events)]})
-        return Response({})
+        events = _run(lambda: publishing.batch_from(request.auth, request.data))
+        infos = on_node(lambda node: publishing.publish(node, request.auth, events))
+        return Response(publishing.batch_answer(events, infos))
 
 
 class ChannelsView(SignedView):
@@ -158,14 +146,9 @@ class PublishView(APIView):
                                                         "channels": serializers.IntegerField()}), **ERRORS},
         summary="Publish an event (HTTP Basic key:secret or Bearer key:secret)")
     def post(self, request):
-        payload = dict(request.data) if isinstance(request.data, dict) else {}
-        if "event" in payload:
-            payload["name"] = payload.pop("event")
-        serializer = EventSerializer(data=payload, context={"app": request.auth})
-        serializer.is_valid(raise_exception=True)
-        event = serializer.validated_data
-        on_node(lambda node: _publish_events(node, request.auth, [event]))
-        return Response({"ok": True, "channels": len(event["channels"])})
+        event = _run(lambda: publishing.simple_event_from(request.auth, request.data))
+        on_node(lambda node: publishing.publish(node, request.auth, [event]))
+        return Response(publishing.simple_answer(event))
 
 
 def validate_channel_or_400(name: str) -> None:

@@ -10,8 +10,23 @@ import pusher
 import pytest
 
 from service.realtime import signatures
+from tests.conftest import fresh_app
 from tests.support.clients import node_backend, python_backend
+from tests.support.processes import TabcastProcess
 from tests.support.raw import RawClient
+
+
+@pytest.fixture(scope="module", params=["fast-path", "django-drf"])
+def tabcast(request):
+    """Each test runs against both ways the publish endpoints are served (service/api/fast.py)."""
+    server = TabcastProcess(extra_env={"TABCAST_FAST_PUBLISH": "1" if request.param == "fast-path" else "0"})
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def app(tabcast):
+    return fresh_app(tabcast)
 
 
 def http(server, method, path, body=None, headers=None):
