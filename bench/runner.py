@@ -35,7 +35,11 @@ class Session:
 
     def __enter__(self) -> scenarios.Bench:
         with procstats.cpus(self.server_cpus):
-            self.target.start()
+            try:
+                self.target.start()
+            except BaseException:
+                self.target.stop()
+                raise
         with procstats.cpus(self.generator_cpus):
             self.subs = Subscribers(self.profile.generator_workers)
             self.pub = Publisher()
@@ -65,8 +69,10 @@ def measure_server(target, profile: Profile, server_cpus, generator_cpus, log) -
         bench.subs.close()
         for size in profile.fanout_subscribers:
             if size != big:
-                bench.connect(size)
+                connected = bench.connect(size)
                 results[f"fanout_{size}"] = scenarios.fanout(bench, size)
+                if connected["failed"]:
+                    results[f"fanout_{size}"].detail["incomplete"] = f"{connected['failed']} connections failed"
                 log(f"  fan-out {size}: {results[f'fanout_{size}'].value:,.0f}/s {results[f'fanout_{size}'].detail}")
                 bench.subs.close()
         results["connect"] = scenarios.connect_rate(bench, profile.burst)

@@ -59,7 +59,9 @@ class _Subprocess:
         return {"mode": "ws", "url": f"ws://127.0.0.1:{self.port}/pub", "channel": CHANNEL}
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
@@ -86,6 +88,7 @@ class Tabcast:
         self.label = f"Tabcast {server}" + (f" {workers}p+Redis" if redis else "")
         self.server, self.workers, self.use_redis = server, workers, redis
         self.redis: RedisProcess | None = None
+        self.process: TabcastProcess | None = None
 
     def start(self) -> None:
         if self.use_redis:
@@ -108,7 +111,8 @@ class Tabcast:
         return {"mode": "http", "host": "127.0.0.1", "port": self.process.port, "app": self.app, "channel": CHANNEL}
 
     def stop(self) -> None:
-        self.process.stop()
+        if self.process:
+            self.process.stop()
         if self.redis:
             self.redis.stop()
 
