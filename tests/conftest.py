@@ -7,6 +7,8 @@ import pytest
 from tests.support.clients import PusherJs
 from tests.support.processes import RedisProcess, TabcastProcess, redis_reachable
 
+pytest_plugins = ["tests.support.teams"]  # Alice's and Bob's teams, apps and clients
+
 
 @pytest.fixture(scope="session")
 def tabcast():

@@ -1,11 +1,7 @@
-"""Billing fixtures: a fake Stripe API the real SDK talks to, teams with apps, logged-in clients."""
+"""Billing fixtures: a fake Stripe API the real SDK talks to, and no SDK telemetry (teams come from tests/support/teams.py)."""
 
 import pytest
 import stripe
-from django.test import Client
-
-from tenants import services
-
 from .fake_stripe import serve
 
 WEBHOOK_SECRET = "whsec_test_tabcast"
@@ -15,11 +11,6 @@ WEBHOOK_SECRET = "whsec_test_tabcast"
 def no_stripe_telemetry(monkeypatch):
     """The SDK would otherwise write ~/.config/stripe/telemetry_id and send a telemetry header."""
     monkeypatch.setattr(stripe, "enable_telemetry", False)
-
-
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -39,30 +30,3 @@ def fake_stripe(settings):
 def unconfigured(settings):
     settings.STRIPE_SECRET_KEY = ""
     settings.STRIPE_WEBHOOK_SECRET = ""
-
-
-@pytest.fixture
-def alice(db):
-    return services.sign_up("alice@example.com", "correct horse battery", "Alice's team")
-
-
-@pytest.fixture
-def bob(db):
-    return services.sign_up("bob@example.com", "correct horse battery", "Bob's team")
-
-
-@pytest.fixture
-def alice_tenant(alice):
-    return services.tenant_of(alice)
-
-
-@pytest.fixture
-def bob_tenant(bob):
-    return services.tenant_of(bob)
-
-
-@pytest.fixture
-def alice_client(alice):
-    client = Client()
-    client.force_login(alice)
-    return client

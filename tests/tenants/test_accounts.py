@@ -11,7 +11,7 @@ from django.urls import reverse
 from tenants import services
 from tenants.models import Membership
 
-from .conftest import PASSWORD
+from tests.support.teams import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

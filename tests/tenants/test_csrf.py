@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from tenants.models import App
 
-from .conftest import PASSWORD
+from tests.support.teams import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ import requests
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from .conftest import PASSWORD
+from tests.support.teams import PASSWORD
 
 GOOD_ORIGIN = "https://shop.example.com"
 
