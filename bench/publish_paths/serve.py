@@ -1,4 +1,4 @@
-"""Tabcast's uvicorn settings with another ASGI app: ``python -m bench.publish_paths.serve PORT APP``."""
+"""``python -m bench.publish_paths.serve PORT``: Tabcast's uvicorn under the settings in the environment."""
 
 import sys
 
@@ -8,6 +8,4 @@ django.setup()
 
 from service.realtime.server import TabcastServer, uvicorn_config  # noqa: E402
 
-config = uvicorn_config("127.0.0.1", int(sys.argv[1]))
-config.app = sys.argv[2]
-TabcastServer(config=config).run()
+TabcastServer(config=uvicorn_config("127.0.0.1", int(sys.argv[1]))).run()
