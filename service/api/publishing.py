@@ -1,43 +1,28 @@
 """Publishing over HTTP, shared by the DRF views and the in-loop fast path.
 
-Validation is the serializers'; this module turns their verdicts into ``ApiError``s, runs
-the publish on the node, and builds the Pusher-shaped answers.
+Validation is ``validation.py``'s (raising ``ApiError``); this module runs the publish on
+the node and builds the Pusher-shaped answers.
 """
 
 from typing import Any
 
-from rest_framework.exceptions import APIException
-
 from service.realtime.channel_names import Kind, kind_of
 
-from .errors import ApiError, first_message
-from .serializers import BatchSerializer, EventSerializer
-
-
-def _validated(serializer) -> Any:
-    try:
-        if serializer.is_valid():
-            return serializer.validated_data
-    except APIException as exc:  # e.g. PayloadTooLarge from inside validation
-        raise ApiError(exc.status_code, first_message(exc.detail)) from None
-    raise ApiError(400, first_message(serializer.errors))
+from . import validation
 
 
 def event_from(app, payload: Any) -> dict:
-    """A validated event from a ``/events`` body."""
-    return _validated(EventSerializer(data=payload, context={"app": app}))
+    """A validated event from a ``/events`` body (raises ApiError)."""
+    return validation.event(app, payload)
 
 
 def simple_event_from(app, payload: Any) -> dict:
     """A validated event from a ``/publish`` body, which names the event ``event``."""
-    payload = dict(payload) if isinstance(payload, dict) else {}
-    if "event" in payload:
-        payload["name"] = payload.pop("event")
-    return event_from(app, payload)
+    return validation.simple_event(app, payload)
 
 
 def batch_from(app, payload: Any) -> list[dict]:
-    return _validated(BatchSerializer(data=payload, context={"app": app}))["batch"]
+    return validation.batch(app, payload)
 
 
 async def publish(node, app, events: list[dict]) -> list[dict]:

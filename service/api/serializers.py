@@ -1,34 +1,30 @@
-"""Validation of publish requests, shared by the Pusher endpoints and /publish."""
+"""The publish and query payloads as DRF serializers: they document the API in the OpenAPI
+schema, and validate through ``validation.py``, the one implementation of the rules."""
 
-import re
-
-import orjson
-from django.conf import settings
 from rest_framework import serializers
 
-from service.realtime import channel_names
-from service.realtime.channel_names import Kind, kind_of
+from . import validation
+from .errors import ApiError, PayloadTooLarge
 
-from .errors import PayloadTooLarge
 
-SOCKET_ID_RE = re.compile(r"^\d+\.\d+$")
-INFO_ATTRIBUTES = {"user_count", "subscription_count"}
-RESERVED_EVENT_PREFIXES = ("pusher:", "pusher_internal:")
+def _as_drf(error: ApiError) -> Exception:
+    if error.status == 413:
+        return PayloadTooLarge(error.message)
+    return serializers.ValidationError(error.message)
 
 
 def validate_channel(name) -> str:
-    reason = channel_names.invalid_reason(name, settings.TABCAST["MAX_CHANNEL_NAME"])
-    if reason:
-        raise serializers.ValidationError(f"{reason}: {str(name)[:60]!r}")
-    return name
+    try:
+        return validation.channel(name, field="")
+    except ApiError as error:
+        raise _as_drf(error) from None
 
 
-def parse_info(value: str, allowed=INFO_ATTRIBUTES) -> list[str]:
-    attributes = [a for a in (value or "").split(",") if a]
-    unknown = [a for a in attributes if a not in allowed]
-    if unknown:
-        raise serializers.ValidationError(f"Unknown info attribute(s): {', '.join(unknown)}")
-    return attributes
+def parse_info(value: str, allowed=validation.PUBLISH_INFO) -> list[str]:
+    try:
+        return validation.info(value, allowed, field="")
+    except ApiError as error:
+        raise _as_drf(error) from None
 
 
 class EventSerializer(serializers.Serializer):
@@ -42,60 +38,25 @@ class EventSerializer(serializers.Serializer):
     socket_id = serializers.CharField(required=False, help_text="Exclude this connection")
     info = serializers.CharField(required=False, help_text="user_count,subscription_count")
 
-    def validate_name(self, value):
-        if value.startswith(RESERVED_EVENT_PREFIXES):
-            raise serializers.ValidationError("Event names starting with pusher: are reserved")
-        return value
-
-    def validate_socket_id(self, value):
-        if not SOCKET_ID_RE.match(value):
-            raise serializers.ValidationError("socket_id must look like 123.456")
-        return value
-
-    def validate_info(self, value):
-        return parse_info(value)
-
-    def validate(self, attrs):
-        channels = attrs.get("channels")
-        if channels is None:
-            channels = [attrs["channel"]] if "channel" in attrs else []
-        if not channels:
-            raise serializers.ValidationError("Give 'channels' (a list) or 'channel'")
-        limit = settings.TABCAST["MAX_CHANNELS_PER_PUBLISH"]
-        if len(channels) > limit:
-            raise serializers.ValidationError(f"At most {limit} channels per event")
-        channels = list(dict.fromkeys(validate_channel(c) for c in channels))
-        if len(channels) > 1 and any(kind_of(c) == Kind.ENCRYPTED for c in channels):
-            raise serializers.ValidationError("Encrypted channels cannot be published to with other channels")
-        data = attrs["data"]
-        data = data if isinstance(data, str) else orjson.dumps(data).decode()
-        app = self.context["app"]
-        size = len(data.encode())
-        if size > app.max_message_bytes:
-            raise PayloadTooLarge(f"Event data is {size} bytes; the limit for this app is {app.max_message_bytes}")
-        return {"name": attrs["name"], "data": data, "channels": channels,
-                "socket_id": attrs.get("socket_id"), "info": attrs.get("info", [])}
+    def to_internal_value(self, data):
+        try:
+            return validation.event(self.context["app"], data)
+        except ApiError as error:
+            raise _as_drf(error) from None
 
 
 class BatchItemSerializer(EventSerializer):
     channels = None  # a batch item names exactly one channel
 
-    def validate(self, attrs):
-        if "channel" not in attrs:
-            raise serializers.ValidationError("Each batch event needs one 'channel'")
-        return super().validate(attrs)
-
 
 class BatchSerializer(serializers.Serializer):
-    batch = BatchItemSerializer(many=True)
+    batch = BatchItemSerializer(many=True, help_text="1-10 events, one channel each")
 
-    def validate_batch(self, value):
-        limit = settings.TABCAST["MAX_BATCH_EVENTS"]
-        if not value:
-            raise serializers.ValidationError("The batch is empty")
-        if len(value) > limit:
-            raise serializers.ValidationError(f"At most {limit} events per batch")
-        return value
+    def to_internal_value(self, data):
+        try:
+            return {"batch": validation.batch(self.context["app"], data)}
+        except ApiError as error:
+            raise _as_drf(error) from None
 
 
 class ChannelsQuerySerializer(serializers.Serializer):
