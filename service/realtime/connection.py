@@ -15,7 +15,7 @@ server's text frame is the same bytes for every socket, so the hub frames a broa
 daphne's autobahn protocol), :meth:`Connection.send` writes those bytes straight to the
 socket's transport while the socket is open, writable and has nothing queued: one
 ``transport.write`` per subscriber instead of a coroutine, a message dict and a framing per
-subscriber (bench/RESULTS.md: server CPU per delivery on uvicorn ~26 µs before, 12.5-17 µs
+subscriber (bench/RESULTS.md: server CPU per delivery on uvicorn ~26 µs before, 12.5-20 µs
 after, mostly the write syscall now). Anything else (unknown server, paused transport,
 backlog) takes the ASGI path above, unchanged.
 """
