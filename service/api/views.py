@@ -1,6 +1,9 @@
 """The HTTP API: Pusher-compatible endpoints under /apps/{app_id}/ and the simple /publish.
 
-Views are thin: serializers validate, ``engine.on_node`` runs the work on the realtime node.
+Views are thin: ``validation.py`` (through the serializers) checks payloads, ``publishing.py``
+publishes, ``engine.on_node`` runs the work on the realtime node. The three publish endpoints
+are usually answered before Django by ``fast.py`` with the same functions; these views serve
+them when ``TABCAST_FAST_PUBLISH=0`` and document them in the OpenAPI schema.
 """
 
 from django.http import JsonResponse
