@@ -29,12 +29,7 @@ class LiveSerializer(serializers.Serializer):
     totals = TrafficTotalsSerializer(help_text="Running totals since the live state started")
 
 
-class UsageCountersSerializer(serializers.Serializer):
-    messages = serializers.IntegerField()
-    deliveries = serializers.IntegerField()
-    bytes = serializers.IntegerField()
-    logical_deliveries = serializers.IntegerField()
-    logical_bytes = serializers.IntegerField()
+class UsageCountersSerializer(TrafficTotalsSerializer):
     tab_seconds = serializers.FloatField()
     peak_sockets = serializers.IntegerField()
     peak_tabs = serializers.IntegerField()
