@@ -47,7 +47,6 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self._tasks: list[asyncio.Task] = []
         self._joins: dict[tuple[int, str], asyncio.Future] = {}  # group joins in flight
-        self._started = False
         self.accepting = True
         # Observers of what happens on each app (the dashboard's debug console); called
         # synchronously as listener(app_id, kind, details) and must not block.
@@ -73,7 +72,6 @@ class Node:
             self.loop.create_task(self._flush_traffic()),
             self.loop.create_task(self._announce_departed()),
         ]
-        self._started = True
 
     async def stop(self) -> None:
         """Close every socket with 4200 (clients reconnect at once, elsewhere) and clean up."""
