@@ -11,7 +11,8 @@ closed with 4100 so it reconnects later instead of growing memory without bound.
 
 Fan-out also skips the ASGI send entirely when it can. With permessage-deflate off a
 server's text frame is the same bytes for every socket, so the hub frames a broadcast once
-(:func:`text_frame`) and, for a server we know (uvicorn's websockets-sansio protocol,
+(:func:`text_frame`) and, for a server we know (uvicorn's websockets-sansio protocol or
+``ws_protocol.py``'s trimmed subclass of it,
 daphne's autobahn protocol), :meth:`Connection.send` writes those bytes straight to the
 socket's transport while the socket is open, writable and has nothing queued: one
 ``transport.write`` per subscriber instead of a coroutine, a message dict and a framing per
@@ -164,7 +165,8 @@ def _autobahn_write(protocol, wire: bytes) -> bool:
 
 
 _OPEN = State.OPEN
-_UVICORN = ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol")
+_UVICORN = {("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol"),
+            ("service.realtime.ws_protocol", "LeanWebSocketProtocol")}  # serve's trimmed subclass
 _DAPHNE = ("daphne.ws_protocol", "WebSocketProtocol")
 
 
@@ -175,7 +177,7 @@ def _direct_writer(asgi_send) -> tuple[Any, Callable[[Any, bytes], bool] | None]
     protocol)``. Matched by exact class so a subclass or another server falls back to ASGI.
     """
     protocol = getattr(asgi_send, "__self__", None)
-    if protocol is not None and _class_of(protocol) == _UVICORN:
+    if protocol is not None and _class_of(protocol) in _UVICORN:
         return protocol, _uvicorn_write
     protocol = asgi_send.args[0] if isinstance(asgi_send, functools.partial) and asgi_send.args else None
     if protocol is not None and _class_of(protocol) == _DAPHNE:

@@ -39,6 +39,17 @@ class PusherConsumer(AsyncConsumer):
     conn: Connection | None = None
     node = None
 
+    async def __call__(self, scope, receive, send):
+        # A socket has one input, so read and dispatch in this task. Channels'
+        # await_many_dispatch (built to also read a per-socket layer channel) keeps a receive
+        # task and an asyncio.wait alive per idle socket: ~2.4 KB each (bench/RESULTS.md).
+        self.scope, self.base_send = scope, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message):
         # Channels >= 4.2 hops to a thread before every handler to close stale DB connections
         # (200-350 us per message). The socket path never touches the ORM, so skip it.
@@ -78,6 +89,7 @@ class PusherConsumer(AsyncConsumer):
         self.conn.origin = origin
         await node.connect(self.conn)
         self.conn.send(protocol.connection_established(self.conn.socket_id, settings.TABCAST["ACTIVITY_TIMEOUT"]))
+        _release_headers(self.scope)
 
     async def _refuse(self, code: int, message: str) -> None:
         await self.base_send({"type": "websocket.send", "text": protocol.error(code, message)})
@@ -277,6 +289,17 @@ def _same_origin(origin: str | None, host: str | None) -> bool:
     if not origin or not host:
         return False
     return origin.partition("://")[2].rstrip("/").lower() == host.lower()
+
+
+def _release_headers(scope) -> None:
+    """Free the handshake headers (~850 B) an idle socket would otherwise keep for its life.
+
+    Read only while connecting. Cleared in place because the server and every middleware
+    frame above the consumer hold the same list (through their own scope dicts).
+    """
+    headers = scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()
 
 
 def _header(scope, name: bytes) -> str | None:

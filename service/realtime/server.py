@@ -34,7 +34,8 @@ def uvicorn_config(host: str, port: int, workers: int = 1, **extra) -> uvicorn.C
     return uvicorn.Config(
         "service.asgi:application",
         host=host, port=port, workers=workers,
-        loop="uvloop", http="httptools", ws="websockets-sansio",
+        loop="uvloop", http="httptools",
+        ws="service.realtime.ws_protocol:LeanWebSocketProtocol",  # websockets-sansio, less memory per socket
         # permessage-deflate costs ~11x CPU per frame and ~50 KiB per socket; Pusher clients
         # send small JSON frames, so it stays off.
         ws_per_message_deflate=False,
