@@ -123,6 +123,17 @@ def scaling_table(results: dict, profile) -> str:
     ])
 
 
+def floor_text(results: dict) -> str:
+    floor = results.get("floor")
+    if not floor:
+        return ""
+    return (f"Floor for the latency rows (`floor.py`, same run, same cores): a bare `send()` loop needs "
+            f"{floor['wall_ms']:.1f} ms ({floor['cpu_ms']:.1f} ms CPU, {floor['us_per_send']:.1f} µs per send) to "
+            f"write one 130-byte message to {floor['count']:,} loopback sockets, so in one process the last 1% "
+            f"of those subscribers cannot get a message sooner than ~{0.99 * floor['wall_ms']:.0f} ms after it "
+            "was published, whatever the server.")
+
+
 def _cpu_model() -> str:
     for line in open("/proc/cpuinfo"):
         if line.startswith("model name"):
@@ -152,6 +163,7 @@ def machine(results: dict) -> str:
 def render(results: dict, profile) -> str:
     return "\n\n".join([
         f"### Results ({profile.name} profile)", machine(results), results_table(results, profile),
+        *filter(None, [floor_text(results)]),
         "CPU during the runs (100% = one core):", cpu_table(results, profile),
         "Server CPU per operation, ratio to (a) (lower is better; steadier than rates when the machine is busy):",
         cost_table(results, profile),

@@ -1,7 +1,12 @@
 """Run every measurement against every server, each server started fresh, in one process."""
 
+import json
 import os
+import subprocess
+import sys
 import time
+
+from tests.support.processes import ROOT
 
 from . import procstats, scenarios
 from .loadgen import Publisher, Subscribers
@@ -97,6 +102,17 @@ def measure_scaling(profile: Profile, log) -> dict:
     return results
 
 
+def measure_floor(count: int, server_cpus, generator_cpus) -> dict:
+    """``floor.py`` with its sender on the server's cores and its receiver on the generator's."""
+    command = [sys.executable, "-m", "bench.floor", "--count", str(count)]
+    if server_cpus:
+        command += ["--sender-cpus", ",".join(map(str, server_cpus)),
+                    "--receiver-cpus", ",".join(map(str, generator_cpus))]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True,
+                          cwd=ROOT)
+    return json.loads(done.stdout)
+
+
 def run(profile: Profile, only: set[str] | None, pin: bool, log=print) -> dict:
     server_cpus, generator_cpus = split_cpus(pin)
     if generator_cpus:
@@ -107,6 +123,9 @@ def run(profile: Profile, only: set[str] | None, pin: bool, log=print) -> dict:
         for target in targets(only):
             log(f"{target.label}:")
             results["servers"][target.label] = measure_server(target, profile, server_cpus, generator_cpus, log)
+        if not only or {"raw", "uvicorn"} & only:
+            results["floor"] = measure_floor(profile.idle_connections, server_cpus, generator_cpus)
+            log(f"floor: one broadcast to {profile.idle_connections:,} loopback sockets: {results['floor']}")
         if not only or "scale" in only:
             if redis_state_available():
                 log("scaling with Redis:")

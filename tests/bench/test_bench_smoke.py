@@ -46,9 +46,16 @@ def test_scaling_runs_when_the_redis_state_exists(results):
         assert "incomplete" not in results["scaling"][workers].detail
 
 
+def test_the_broadcast_floor_is_measured_on_the_same_sockets_count(results):
+    floor = results["floor"]
+    assert floor["count"] == SMALL.idle_connections
+    assert 0 < floor["cpu_ms"] and 0 < floor["wall_ms"]
+
+
 def test_report_has_each_row_and_ratios_to_the_raw_baseline(results):
     text = report.render(results, SMALL)
     for row in ("fan-out, 20 subscribers", "latency p99", "connect rate", "RSS per idle connection",
-                "signed HTTP publishes/s", "machine:", "load average"):
+                "signed HTTP publishes/s", "machine:", "load average", "Floor for the latency rows",
+                "projected with a core each"):
         assert row in text
     assert "x)" in text  # ratios to (a)
