@@ -1,6 +1,6 @@
-"""Measure Tabcast's broker on the two channels_redis layers (not a test; numbers for the record).
+"""Measure Tabcast's broker on the two channels_redis layers (numbers in bench/RESULTS.md).
 
-    .venv/bin/python -m tests.scaleout.measure_layers [redis_url]   (default: a throwaway redis-server)
+    .venv/bin/python -m bench.layers [redis_url]   (default: a throwaway redis-server)
 
 Two LayerBrokers on separate layer instances (two "processes" worth of connections) on one
 Redis: the receiver joins 1,000 groups, the sender publishes to them. Reports end-to-end
