@@ -100,12 +100,18 @@ class Subscribers:
 
 
 class Publisher(NodeWorker):
-    """Publishes over a WebSocket (baselines) or the signed Pusher HTTP API (Tabcast)."""
+    """Publishes over a WebSocket (baselines) or the signed Pusher HTTP API (Tabcast).
+
+    ``concurrency`` publishes are in flight at once. Signed HTTP at full speed (``rate`` 0)
+    writes pre-signed requests on raw keep-alive sockets, ``pipeline`` of them in flight per
+    socket (so ``concurrency / pipeline`` sockets); its payloads carry the time the requests
+    were built, not sent, so latency is only sampled with a ``rate``.
+    """
 
     def __init__(self):
         super().__init__("publisher.js")
 
     def publish(self, target: dict, count: int, rate: float = 0, concurrency: int = 1,
-                duration: float | None = None, timeout: float = 120) -> dict:
+                duration: float | None = None, timeout: float = 120, pipeline: int = 1) -> dict:
         return self.call("publish", timeout, **target, count=count, rate=rate, concurrency=concurrency,
-                         duration_ms=int(duration * 1000) if duration else 0)
+                         duration_ms=int(duration * 1000) if duration else 0, pipeline=pipeline)
