@@ -69,10 +69,17 @@ class FastPublish:
 
 
 async def _read_body(scope, receive) -> bytes:
+    limit = settings.TABCAST["MAX_REQUEST_BYTES"]
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            check_body_size(int(value or 0))
-    chunks, size = [], 0
+        if name == b"content-length" and int(value or 0) > limit:
+            check_body_size(int(value))  # raises the 413
+    message = await receive()
+    body = message.get("body", b"")
+    if len(body) > limit:
+        check_body_size(len(body))
+    if not message.get("more_body"):
+        return body  # the usual case: the whole body in one message
+    chunks, size = [body], len(body)
     while True:
         message = await receive()
         chunk = message.get("body", b"")
@@ -90,8 +97,25 @@ def _json(body: bytes):
         raise ApiError(400, f"JSON parse error - {exc}") from None
 
 
+def _query(query_string: bytes) -> dict[str, str]:
+    """``dict(parse_qsl(..., keep_blank_values=True))`` of the latin-1 query string.
+
+    Without ``%`` or ``+`` there is nothing to unescape (signed requests from the ``pusher``
+    libraries look like that), so splitting is the same result at a quarter of the cost.
+    """
+    query = query_string.decode("latin-1")
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query, keep_blank_values=True))
+    params = {}
+    for field in query.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            params[name] = value
+    return params
+
+
 async def _signed_app(scope, path: str, app_id: int, body: bytes):
-    params = signed_params(dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)))
+    params = signed_params(_query(scope["query_string"]))
     app = await get_app(app_id=app_id)
     if app is None:
         raise ApiError(404, f"No app with id {app_id}")
@@ -113,7 +137,9 @@ async def _publish(kind: str, app, payload) -> dict:
         events = [(publishing.event_from if kind == "events" else publishing.simple_event_from)(app, payload)]
     node = await get_node()
     try:
-        infos = await asyncio.wait_for(publishing.publish(node, app, events), BACKEND_TIMEOUT)
+        # asyncio.timeout, not wait_for: the same deadline without a task per publish.
+        async with asyncio.timeout(BACKEND_TIMEOUT):
+            infos = await publishing.publish(node, app, events)
     except Exception as exc:
         if is_backend_failure(exc):
             log.warning("realtime backend unavailable: %r", exc)
@@ -128,7 +154,8 @@ async def _publish(kind: str, app, payload) -> dict:
 
 async def _respond(send, status: int, answer: dict, headers: dict[str, str]) -> None:
     body = orjson.dumps(answer)
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        *((k.encode(), v.encode()) for k, v in headers.items())]})
+    response_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if headers:
+        response_headers += ((k.encode(), v.encode()) for k, v in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": response_headers})
     await send({"type": "http.response.body", "body": body})

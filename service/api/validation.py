@@ -66,7 +66,7 @@ def event(app, payload: Any, single_channel: bool = False) -> dict:
     channels = _channels(payload, single_channel)
     data = payload["data"]
     data = data if isinstance(data, str) else orjson.dumps(data).decode()
-    size = len(data.encode())
+    size = len(data) if data.isascii() else len(data.encode())
     if size > app.max_message_bytes:
         raise ApiError(413, f"Event data is {size} bytes; the limit for this app is {app.max_message_bytes}")
     return {"name": name, "data": data, "channels": channels, "socket_id": socket_id,
@@ -89,7 +89,11 @@ def _channels(payload: dict, single_channel: bool) -> list[str]:
     limit = settings.TABCAST["MAX_CHANNELS_PER_PUBLISH"]
     if len(names) > limit:
         raise _invalid("", f"At most {limit} channels per event")
-    names = list(dict.fromkeys(channel(c, "channels" if not single_channel else "channel") for c in names))
+    field = "channels" if not single_channel else "channel"
+    if len(names) == 1:
+        names = [channel(names[0], field)]
+    else:
+        names = list(dict.fromkeys(channel(c, field) for c in names))
     if len(names) > 1 and any(kind_of(c) == Kind.ENCRYPTED for c in names):
         raise _invalid("", "Encrypted channels cannot be published to with other channels")
     return names
