@@ -145,6 +145,11 @@ async def _publish(kind: str, app, payload) -> dict:
             log.warning("realtime backend unavailable: %r", exc)
             raise ApiError(503, "The realtime backend is unavailable; retry shortly", retry_after=1) from exc
         raise
+    # Answer in the next loop iteration: the broker's pump delivers the frame locally first,
+    # and the answers to every publish handled in this iteration leave together. Under load
+    # that costs the server less CPU per publish than answering at once (bench, loopback:
+    # ~98 vs ~133 us; fewer wake-ups of the reading side), for one iteration of latency.
+    await asyncio.sleep(0)
     if kind == "batch_events":
         return publishing.batch_answer(events, infos)
     if kind == "events":
