@@ -19,7 +19,7 @@ class Profile:
     repeats: int = 3  # fan-out runs per size; the median is reported
     probe_timeout: float = 20.0  # the first run of each size; a slower server gets only that run
     generator_workers: int = 4
-    publish_concurrency: int = 32  # in-flight signed HTTP publishes when measuring publishes/s (8 per socket)
+    publish_concurrency: int = 32  # in-flight signed HTTP publishes when measuring publishes/s (one per socket)
 
 
 FULL = Profile("full")
