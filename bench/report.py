@@ -99,14 +99,16 @@ def cost_table(results: dict, profile) -> str:
 def scaling_table(results: dict, profile) -> str:
     """Measured throughput of 1 and 2 processes, plus what the CPU cost per delivery projects.
 
-    Both processes and the generator share the machine's cores here, so the measured ratio is
-    capped by the CPU the processes get. The projection assumes a core per server process:
+    Both processes and the generator share the machine's cores here, so the measured fan-out
+    ratio is capped by the CPU the processes get (the generator needs about as much CPU per
+    delivery as the server). Signed publishes cost the generator little, so their ratio is
+    measured directly. The projection assumes a core per server process:
     two processes then deliver 2 x (µs per delivery with one) / (µs per delivery with two)
     times what one does, i.e. it charges the Redis hop and per-process overhead, nothing else.
     """
     scaling = results.get("scaling")
     if not scaling:
-        return "Not measured: the Redis state backend (service/realtime/state/redis.py) was not there yet."
+        return "Not measured in this run (`--only` without `scale`)."
     one, two = scaling["scale_1p"], scaling["scale_2p"]
     big = profile.idle_connections
     us_one, us_two = one.detail["server_us_per_delivery"], two.detail["server_us_per_delivery"]
@@ -120,7 +122,22 @@ def scaling_table(results: dict, profile) -> str:
         f"{two.detail['server_cpu']:.0%} | {two.detail['generator_cpu']:.0%} | {us_two:.1f} µs |",
         f"| 2 processes, projected with a core each (2 x {us_one:.1f} / {us_two:.1f}) | | | | "
         f"**{2 * us_one / us_two:.2f}x** |",
+        "",
+        "| Tabcast uvicorn + Redis, signed HTTP publishes | publishes/s | server CPU | generator CPU "
+        "| server CPU per publish |",
+        "|---|---|---|---|---|",
+        *(_publish_scaling_row(label, scaling.get(key), scaling.get("scale_publish_1p"))
+          for label, key in (("1 process", "scale_publish_1p"), ("2 processes", "scale_publish_2p"))),
     ])
+
+
+def _publish_scaling_row(label: str, measured, one) -> str:
+    if measured is None:
+        return f"| {label} | — | | | |"
+    ratio = f" ({measured.value / one.value:.2f}x)" if measured is not one else ""
+    d = measured.detail
+    return (f"| {label} | {measured.value:,.0f}{ratio} | {d['server_cpu']:.0%} | {d['generator_cpu']:.0%} "
+            f"| {d['server_us_per_publish']:.0f} µs |")
 
 
 def floor_text(results: dict) -> str:

@@ -11,7 +11,7 @@ from tests.support.processes import ROOT
 from . import procstats, scenarios
 from .loadgen import Publisher, Subscribers
 from .profiles import Profile
-from .servers import Tabcast, naive_channels, raw_websockets, redis_state_available
+from .servers import Tabcast, naive_channels, raw_websockets
 
 ALL_CPUS = os.sched_getaffinity(0)
 
@@ -89,16 +89,21 @@ def measure_server(target, profile: Profile, server_cpus, generator_cpus, log) -
 
 
 def measure_scaling(profile: Profile, log) -> dict:
-    """Fan-out of Tabcast with Redis: 1 process vs 2 (``serve --workers 2``), on all cores."""
+    """Tabcast with Redis, 1 process vs 2 (``serve --workers 2``), on all cores: fan-out with
+    ``idle_connections`` subscribers, then signed HTTP publishes/s (one subscriber)."""
     size = profile.idle_connections
     results = {}
     for workers in (1, 2):
-        with Session(Tabcast("uvicorn", workers=workers, redis=True), profile, None, None) as bench:
+        # Every core for everyone: this process itself is pinned to the generator's cores, and
+        # a child inherits its parent's mask.
+        with Session(Tabcast("uvicorn", workers=workers, redis=True), profile, ALL_CPUS, ALL_CPUS) as bench:
             scenarios.warm_up(bench)
             bench.connect(size)
-            results[f"scale_{workers}p"] = scenarios.fanout(bench, size)
-            log(f"  {workers} process(es) + Redis, fan-out {size}: {results[f'scale_{workers}p'].value:,.0f}/s "
-                f"{results[f'scale_{workers}p'].detail}")
+            fanout = results[f"scale_{workers}p"] = scenarios.fanout(bench, size)
+            log(f"  {workers} process(es) + Redis, fan-out {size}: {fanout.value:,.0f}/s {fanout.detail}")
+            bench.subs.close()
+            publish = results[f"scale_publish_{workers}p"] = scenarios.publish_rate(bench)
+            log(f"  {workers} process(es) + Redis, signed publishes: {publish.value:,.0f}/s {publish.detail}")
     return results
 
 
@@ -127,12 +132,8 @@ def run(profile: Profile, only: set[str] | None, pin: bool, log=print) -> dict:
             results["floor"] = measure_floor(profile.idle_connections, server_cpus, generator_cpus)
             log(f"floor: one broadcast to {profile.idle_connections:,} loopback sockets: {results['floor']}")
         if not only or "scale" in only:
-            if redis_state_available():
-                log("scaling with Redis:")
-                results["scaling"] = measure_scaling(profile, log)
-            else:
-                results["scaling"] = None
-                log("scaling with Redis: skipped, service/realtime/state/redis.py does not exist yet")
+            log("scaling with Redis:")
+            results["scaling"] = measure_scaling(profile, log)
     finally:
         os.sched_setaffinity(0, ALL_CPUS)
     results["load_after"] = os.getloadavg()

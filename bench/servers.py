@@ -116,7 +116,3 @@ class Tabcast:
         if self.redis:
             self.redis.stop()
 
-
-def redis_state_available() -> bool:
-    """Multi-process Tabcast needs the Redis state backend (service/realtime/state/redis.py)."""
-    return (ROOT / "service" / "realtime" / "state" / "redis.py").exists()

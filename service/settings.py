@@ -132,7 +132,7 @@ if REDIS_URL:
     # A short connect timeout lets publishes fail fast (HTTP 503) when Redis is unreachable.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "service.realtime.redis_layer.PipelinedPubSubChannelLayer",  # pipelined PUBLISH
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_connect_timeout": 1,
                            "max_connections": 1000}],

@@ -4,8 +4,9 @@ Each process owns one channel-layer channel. It joins the group of an (app, chan
 its first local socket subscribes and leaves when the last one goes; a publish is one
 ``group_send`` of the pre-encoded frame, and one pump task per process receives it and
 hands it to the node, which fans it out to local sockets. With the in-process layer this is
-the embedded default; with channels_redis pub/sub a publish is one Redis PUBLISH that
-reaches exactly the processes with subscribers.
+the embedded default; with channels_redis pub/sub (``redis_layer.py``) a publish is one
+Redis PUBLISH, pipelined with the process's other publishes, that reaches exactly the
+processes with subscribers.
 
 When Redis goes away, publishes raise at once (the HTTP API answers 503); one that hits a
 pooled connection which died with a restarted Redis is retried once. Joins during the

@@ -4,7 +4,6 @@ import pytest
 
 from bench import report, runner
 from bench.profiles import SMALL
-from bench.servers import redis_state_available
 
 # One module-wide run starts about six servers; on a shared 2-core machine that takes minutes.
 pytestmark = pytest.mark.timeout(900)
@@ -37,13 +36,12 @@ def test_signed_http_publishes_are_accepted(results, server):
     assert publish.value > 0 and publish.detail["errors"] == 0
 
 
-def test_scaling_runs_when_the_redis_state_exists(results):
-    if not redis_state_available():
-        assert results["scaling"] is None
-        return
-    for workers in ("scale_1p", "scale_2p"):
-        assert results["scaling"][workers].value > 0
-        assert "incomplete" not in results["scaling"][workers].detail
+def test_scaling_rows_run_one_and_two_processes_on_redis(results):
+    for key in ("scale_1p", "scale_2p", "scale_publish_1p", "scale_publish_2p"):
+        assert results["scaling"][key].value > 0
+        assert "incomplete" not in results["scaling"][key].detail
+    for key in ("scale_publish_1p", "scale_publish_2p"):
+        assert results["scaling"][key].detail["errors"] == 0
 
 
 def test_the_broadcast_floor_is_measured_on_the_same_sockets_count(results):
