@@ -1,4 +1,7 @@
-"""Measure Tabcast's broker on the two channels_redis layers (numbers in bench/RESULTS.md).
+"""Measure Tabcast's broker on channels_redis layers (numbers in bench/RESULTS.md).
+
+Tabcast's pipelined pub/sub layer (``service/realtime/redis_layer.py``), channels_redis'
+``RedisPubSubChannelLayer`` it extends, and the list-based ``RedisChannelLayer``.
 
     .venv/bin/python -m bench.layers [redis_url]   (default: a throwaway redis-server)
 
@@ -23,12 +26,15 @@ from channels_redis.core import RedisChannelLayer  # noqa: E402
 from channels_redis.pubsub import RedisPubSubChannelLayer  # noqa: E402
 
 from service.realtime.broker import LayerBroker  # noqa: E402
+from service.realtime.redis_layer import PipelinedPubSubChannelLayer  # noqa: E402
 
 GROUPS, MESSAGES, ROUND_TRIPS, CONCURRENCY = 1000, 5000, 500, 50
 
 
 def make_layer(kind: str, url: str):
     hosts = [{"address": url, "socket_timeout": None, "max_connections": 1000}]
+    if kind == "pipelined":
+        return PipelinedPubSubChannelLayer(hosts=hosts, prefix="measure")
     if kind == "pubsub":
         return RedisPubSubChannelLayer(hosts=hosts, prefix="measure")
     return RedisChannelLayer(hosts=hosts, prefix="measure", capacity=100_000, expiry=30)
@@ -75,9 +81,9 @@ async def measure(kind: str, url: str) -> dict:
 
 
 async def main(url: str) -> None:
-    for kind in ("pubsub", "core"):
+    for kind in ("pipelined", "pubsub", "core"):
         result = await measure(kind, url)
-        print(f"{kind:7} join {result['join_ms']:.2f} ms/group | {result['msgs_per_s']:,.0f} msgs/s end to end | "
+        print(f"{kind:9} join {result['join_ms']:.2f} ms/group | {result['msgs_per_s']:,.0f} msgs/s end to end | "
               f"round trip p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms", flush=True)
 
 
