@@ -9,7 +9,9 @@ share state and fan-out through Redis.
 """
 
 import asyncio
+import gc
 import logging
+from importlib import import_module
 
 import uvicorn
 from uvicorn.supervisors import multiprocess
@@ -21,7 +23,23 @@ log = logging.getLogger(__name__)
 LISTEN_BACKLOG = 4096  # a burst of reconnects (a deploy, a network blip) must not drop SYNs
 
 
+def freeze_loaded_objects() -> None:
+    """Keep the garbage collector off everything the process loaded at start (Django, the app).
+
+    The collector's full passes walk every tracked object; with the code and settings of a
+    Django project counted in, that was ~25% of the server's CPU per connect in a burst of
+    2,000 connects (bench: ~345 -> ~260 µs per connect). ``gc.freeze()`` moves them to a
+    generation it never walks. The thresholds stay CPython's: raising them cut a little more
+    CPU but let closed sockets' garbage cycles pile up (+60 MB over 20,000 connects).
+    """
+    gc.freeze()
+
+
 class TabcastServer(uvicorn.Server):
+    async def startup(self, sockets=None):
+        freeze_loaded_objects()  # in each process, after uvicorn imported the app
+        await super().startup(sockets)
+
     async def shutdown(self, sockets=None):
         node = current_node()
         if node is not None:
@@ -78,4 +96,6 @@ def run_daphne(host: str, port: int) -> None:
     # which drops SYNs in a burst of reconnects (the bench's 2,000 connects lost some).
     interface = host.strip("[]").replace(":", r"\:")
     endpoint = f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"
+    import_module("service.asgi")  # what daphne loads, imported first so it can be frozen
+    freeze_loaded_objects()
     CommandLineInterface().run(["-e", endpoint, "--verbosity", "0", "service.asgi:application"])
