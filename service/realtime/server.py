@@ -4,13 +4,14 @@ uvicorn shuts WebSockets down with 1012 *before* the ASGI lifespan shutdown runs
 pusher-js waits a second before reconnecting on 1012. So on SIGTERM we first close every
 socket ourselves with 4200 (reconnect immediately), then let uvicorn finish.
 
-``--workers N`` runs N such servers on one listening socket, each with its own Node; they
-share state and fan-out through Redis.
+``--workers N`` runs N such servers on one port, each with its own Node and its own
+``SO_REUSEPORT`` listening socket; they share state and fan-out through Redis.
 """
 
 import asyncio
 import gc
 import logging
+import socket
 from importlib import import_module
 
 import uvicorn
@@ -69,7 +70,23 @@ def uvicorn_config(host: str, port: int, workers: int = 1, **extra) -> uvicorn.C
 
 
 class TabcastWorker(multiprocess.Process):
-    """One ``--workers`` process: a TabcastServer (own Node, 4200 on SIGTERM) on the shared socket."""
+    """One ``--workers`` process: a TabcastServer (own Node, 4200 on SIGTERM) on its own socket.
+
+    uvicorn gives every worker the same listening socket; then whichever worker wakes first
+    accepts a whole burst of connects (the bench saw all 32 keep-alive publishers on one of two
+    workers). Each worker here listens on its own ``SO_REUSEPORT`` socket on the shared port, so
+    the kernel spreads new connections over the workers.
+    """
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]):
+        self._socket = reuseport_socket(config.host, config.port)
+        super().__init__(config, [self._socket])
+
+    def start(self) -> None:
+        super().start()
+        # The worker has inherited it. A copy kept here would stay in the port's group after
+        # the worker dies, and the kernel would keep handing it connections nobody accepts.
+        self._socket.close()
 
     @property
     def server(self) -> uvicorn.Server:
@@ -78,13 +95,26 @@ class TabcastWorker(multiprocess.Process):
         return self._server
 
 
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    host = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def run_uvicorn(host: str, port: int, workers: int = 1) -> None:
     config = uvicorn_config(host, port, workers)
     if workers > 1:
+        try:
+            reuseport_socket(host, port).close()  # fail now, clearly, if the port is taken
+        except OSError as exc:
+            raise SystemExit(f"Cannot listen on {host}:{port}: {exc}") from None
         # uvicorn's supervisor (health checks, restarts of dead workers, SIGTERM to all) builds
         # each worker from this module-level name; this parent process only supervises.
         multiprocess.Process = TabcastWorker
-        multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
+        multiprocess.Multiprocess(config, sockets=[]).run()
     else:
         TabcastServer(config=config).run()
 

@@ -90,6 +90,24 @@ class StateContract:
         assert members == {"alice": Member("alice", {"name": "Alice", "n": [1, 2]}), "2": Member(2, None)}
         assert await state.members(APP, "presence-empty") == {}
 
+    async def test_concurrent_changes_leave_the_latest_counts_and_members(self, state):
+        # A burst of connects and subscribes, all in flight at once (on Redis: on several pooled
+        # connections), then half of them leaving, again at once.
+        sockets = [f"1.{i}" for i in range(60)]
+        await asyncio.gather(*(state.connections_changed(APP, 1, 1) for _ in sockets),
+                             *(state.add_subscription(APP, "news", socket) for socket in sockets))
+        assert await state.connection_counts(APP) == (60, 60)
+        assert await state.subscription_count(APP, "news") == 60
+        await asyncio.gather(*(state.connections_changed(APP, -1, -1) for _ in sockets[:30]),
+                             *(state.remove_subscription(APP, "news", socket) for socket in sockets[:30]))
+        assert await state.connection_counts(APP) == (30, 30)
+        assert await state.subscription_count(APP, "news") == 30
+        # A member who joins and leaves at once is gone, not left behind.
+        member = Member("u1", {"name": "Ann"})
+        await asyncio.gather(state.add_member(APP, "presence-room", "2.1", member),
+                             state.remove_member(APP, "presence-room", "2.1", member.key))
+        assert await state.members(APP, "presence-room") == {}
+
     async def test_connection_counts_add_up_deltas(self, state):
         await state.connections_changed(APP, 1, 1)
         await state.connections_changed(APP, 1, 3)

@@ -1,6 +1,7 @@
 """``manage.py serve --workers 2``: two processes, each with its own node, on one port."""
 
 import asyncio
+import os
 import signal
 
 import pytest
@@ -40,3 +41,58 @@ async def test_two_workers_serve_one_port_and_close_sockets_with_4200_on_sigterm
     finally:
         await asyncio.to_thread(server.stop)
         redis.stop()
+
+
+def _sockets_per_node(redis_url: str, prefix: str, app_id: int) -> dict[str, int]:
+    """Open sockets of the app on each node, as the nodes record them in Redis."""
+    client = redis_client.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return {node: int(client.hget(f"{prefix}:{app_id}:conns:{node}", "sockets") or 0)
+                for node in client.zrange(f"{prefix}:nodes", 0, -1)}
+    finally:
+        client.close()
+
+
+async def test_connections_are_spread_over_the_workers_and_a_dead_workers_share_is_served_again():
+    redis = RedisProcess().start()
+    server = TabcastProcess(redis_url=redis.url, workers=2)
+    prefix = server.env["TABCAST_REDIS_PREFIX"]
+    try:
+        await asyncio.to_thread(server.start)
+        nodes = redis_client.Redis.from_url(redis.url)
+        await asyncio.to_thread(wait_until, lambda: nodes.zcard(prefix + ":nodes") == 2, 30, what="both workers")
+        nodes.close()
+        app = await asyncio.to_thread(server.create_app, "spread")
+
+        # A burst of connects, as after a deploy: each worker gets a share (each listens on its
+        # own SO_REUSEPORT socket; on one shared socket the first to wake could take them all).
+        clients = await asyncio.gather(*(RawClient.established(server, app["key"]) for _ in range(40)))
+        counts = {}
+
+        def all_counted() -> bool:
+            counts.update(_sockets_per_node(redis.url, prefix, app["app_id"]))
+            return sum(counts.values()) == 40
+
+        await asyncio.to_thread(wait_until, all_counted, 10, what="40 sockets counted in Redis")
+        assert len(counts) == 2 and min(counts.values()) > 0, counts
+
+        # kill -9 one worker: the supervisor starts another, and every new connect is served
+        # meanwhile (none is handed to the dead worker's socket).
+        workers = _workers(server.proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        for client in clients:
+            await client.close()
+        more = [await RawClient.established(server, app["key"]) for _ in range(20)]
+        for client in more:
+            await client.close()
+    finally:
+        await asyncio.to_thread(server.stop)
+        redis.stop()
+
+
+def _workers(pid: int) -> list[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        pids = [int(child) for child in children.read().split()]
+    return [child for child in pids if b"spawn_main" in open(f"/proc/{child}/cmdline", "rb").read()]

@@ -29,6 +29,7 @@ Key layout (``p`` = prefix, ``a`` = app id, ``n`` = node id):
 """
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -254,6 +255,7 @@ class RedisState:
         self._sockets: dict[tuple, set[str]] = {}
         self._written: set[str] = set()  # keys this node may have in Redis (deleted if no longer owned)
         self._stale = False  # a write failed: Redis may differ from _owned until the next rewrite
+        self._entry_writes: dict[tuple, list] = {}  # entry -> [lock, writers]: see _in_order
         self._heartbeat_task: asyncio.Task | None = None
         self._reachable = True  # for logging the outage once
 
@@ -393,6 +395,27 @@ class RedisState:
             self._unreachable(exc)
             return fallback
 
+    @contextlib.asynccontextmanager
+    async def _in_order(self, entry: tuple):
+        """Writes of one entry (a field of a hash this node owns) reach Redis in the order made.
+
+        Concurrent writes go out on different pooled connections and can land swapped. Counts
+        are written as absolute values, so a swap left an older count in Redis (a burst of 40
+        connects was counted as 20 + 4), and a presence add overtaken by its remove left a
+        ghost member. Inside this block the writer sends the entry's latest value.
+        """
+        slot = self._entry_writes.get(entry)
+        if slot is None:
+            slot = self._entry_writes[entry] = [asyncio.Lock(), 0]
+        slot[1] += 1
+        try:
+            async with slot[0]:
+                yield
+        finally:
+            slot[1] -= 1
+            if not slot[1]:
+                del self._entry_writes[entry]
+
     # --- subscriptions ---
 
     async def add_subscription(self, app_id: int, channel: str, socket_id: str) -> int:
@@ -405,9 +428,12 @@ class RedisState:
 
     async def _set_subscriptions(self, app_id: int, channel: str, local: int) -> int:
         prefix = self._key(app_id, "subs", "")
-        self._own(prefix + self.node_id, channel, str(local) if local else None)
-        sums = await self._write_own("set_and_sum", [local], [self._nodes_key],
-                                     [prefix, self.node_id, self.keys_ttl_ms, 1, channel, local])
+        key = prefix + self.node_id
+        self._own(key, channel, str(local) if local else None)
+        async with self._in_order((key, channel)):
+            local = int(self._owned.get(key, {}).get(channel, 0))  # the latest, when it is our turn
+            sums = await self._write_own("set_and_sum", [local], [self._nodes_key],
+                                         [prefix, self.node_id, self.keys_ttl_ms, 1, channel, local])
         return int(sums[0])
 
     async def subscription_count(self, app_id: int, channel: str) -> int:
@@ -432,8 +458,9 @@ class RedisState:
         blob = orjson.dumps([member.user_id, member.user_info]).decode()
         prefix, suffix, me = self._members_args(app_id, channel)
         self._own(prefix + me + suffix, member.key, blob)
-        first = await self._write_own("add_member", 1, [self._nodes_key],
-                                      [prefix, suffix, me, member.key, blob, self.keys_ttl_ms])
+        async with self._in_order((prefix + me + suffix, member.key)):
+            first = await self._write_own("add_member", 1, [self._nodes_key],
+                                          [prefix, suffix, me, member.key, blob, self.keys_ttl_ms])
         return bool(first)
 
     async def remove_member(self, app_id: int, channel: str, socket_id: str, user: str) -> bool:
@@ -442,7 +469,8 @@ class RedisState:
             return False
         prefix, suffix, me = self._members_args(app_id, channel)
         self._own(prefix + me + suffix, user, None)
-        last = await self._write_own("remove_member", 1, [self._nodes_key], [prefix, suffix, me, user])
+        async with self._in_order((prefix + me + suffix, user)):
+            last = await self._write_own("remove_member", 1, [self._nodes_key], [prefix, suffix, me, user])
         return bool(last)
 
     async def members(self, app_id: int, channel: str) -> dict[str, Member]:
@@ -459,9 +487,11 @@ class RedisState:
             now_sockets = now_tabs = 0  # as MemoryState: no sockets, no entry
         for field, value in (("sockets", now_sockets), ("tabs", now_tabs)):
             self._own(key, field, str(value) if now_sockets else None)
-        await self._write_own("set_and_sum", None, [self._nodes_key], [
-            self._key(app_id, "conns", ""), self.node_id, self.keys_ttl_ms, 1,
-            "sockets", now_sockets, "tabs", now_tabs])
+        async with self._in_order((key,)):
+            mine = self._owned.get(key, {})  # the latest, when it is our turn
+            await self._write_own("set_and_sum", None, [self._nodes_key], [
+                self._key(app_id, "conns", ""), self.node_id, self.keys_ttl_ms, 1,
+                "sockets", int(mine.get("sockets", 0)), "tabs", int(mine.get("tabs", 0))])
 
     async def connection_counts(self, app_id: int) -> tuple[int, int]:
         sockets, tabs = await self._scripts["set_and_sum"](
