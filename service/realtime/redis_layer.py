@@ -37,17 +37,21 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._batches: dict[object, list] = {}  # shard -> [(group channel, payload, future)]
+        self._senders: set[asyncio.Task] = set()  # running _send_batch tasks (asyncio keeps only weak refs)
 
     async def group_send(self, group, message):
         group_channel = self._get_group_channel_name(group)
         shard = self._get_shard(group_channel)
+        payload = self.channel_layer.serialize(message)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         batch = self._batches.get(shard)
         if batch is None:
             batch = self._batches[shard] = []
-            loop.create_task(self._send_batch(shard))
-        batch.append((group_channel, self.channel_layer.serialize(message), done))
+            sender = loop.create_task(self._send_batch(shard))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        batch.append((group_channel, payload, done))
         await done
 
     async def _send_batch(self, shard) -> None:
@@ -64,8 +68,12 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
                 await pipeline.execute()
         except BaseException as exc:
             for *_, done in batch if batch is not None else self._batches.pop(shard, ()):
-                if not done.done():
-                    done.set_exception(exc) if isinstance(exc, Exception) else done.cancel()
+                if done.done():
+                    continue
+                if isinstance(exc, Exception):
+                    done.set_exception(exc)
+                else:
+                    done.cancel()
             if not isinstance(exc, Exception):
                 raise  # cancelled: the loop is closing
             return
