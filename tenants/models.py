@@ -25,6 +25,13 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=120)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The operator's own tenant (apps made by ``manage.py create_app`` and the dashboard's system
+    # app). At most one: every server process makes it on first use, at the same moment.
+    is_operator = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["is_operator"], condition=models.Q(is_operator=True),
+                                               name="one_operator_tenant")]
 
     def __str__(self):
         return self.name

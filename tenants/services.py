@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -83,9 +83,19 @@ def create_tenant_for(user, name: str) -> Tenant:
 
 def create_app(name: str, *, tenant: Tenant | None = None, client_events: bool = False, **fields) -> App:
     """Create an app; without a tenant it belongs to the operator's own tenant."""
+    return App.objects.create(tenant=tenant or operator_tenant(), name=name, client_events=client_events, **fields)
+
+
+def operator_tenant() -> Tenant:
+    """The operator's tenant, made on first use; processes racing to make it share one."""
+    tenant = Tenant.objects.filter(is_operator=True).first()
     if tenant is None:
-        tenant, _ = Tenant.objects.get_or_create(name=OPERATOR_TENANT)
-    return App.objects.create(tenant=tenant, name=name, client_events=client_events, **fields)
+        try:
+            with transaction.atomic():
+                tenant = Tenant.objects.create(name=OPERATOR_TENANT, is_operator=True)
+        except IntegrityError:  # another process made it first
+            tenant = Tenant.objects.get(is_operator=True)
+    return tenant
 
 
 def ensure_membership(user) -> Membership:

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from tenants import services
-from tenants.models import App
+from tenants.models import App, Tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -35,3 +35,17 @@ def test_create_and_update_app():
     run("update_app", str(created["app_id"]), "allowed_origins=https://a.example\\nhttps://b.example")
     info = services.load_app(app_id=created["app_id"])
     assert info.allowed_origins == ("https://a.example", "https://b.example")
+
+
+def test_operator_apps_share_one_tenant_even_when_processes_race_to_make_it(monkeypatch):
+    first = services.create_app("first")
+    # Every server process makes the dashboard's system app at start, so two processes can
+    # both find no operator tenant and both try to make one: the loser must use the winner's.
+    found_none = Tenant.objects.none()
+    monkeypatch.setattr(Tenant.objects, "filter", lambda **kw: found_none if kw == {"is_operator": True}
+                        else Tenant.objects.get_queryset().filter(**kw))
+    second = services.create_app("second")
+    monkeypatch.undo()
+    assert second.tenant_id == first.tenant_id
+    assert Tenant.objects.filter(is_operator=True).count() == 1
+    assert json.loads(run("create_app", "third", "--json"))["app_id"] > second.id  # the command still works
