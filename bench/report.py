@@ -97,56 +97,42 @@ def cost_table(results: dict, profile) -> str:
 
 
 def scaling_table(results: dict, profile) -> str:
-    """Measured throughput of 1 and 2 processes, plus what the CPU cost per delivery projects.
+    """Measured throughput of 1 and 2 processes, plus what the server CPU per operation projects.
 
     Both processes and the generator share the machine's cores here, so the measured fan-out
     ratio is capped by the CPU the processes get (the generator needs about as much CPU per
     delivery as the server). Signed publishes cost the generator less, but on 2 cores the
-    generator and Redis still take a third of a core from the two processes. The projection assumes a core per server process:
-    two processes then deliver 2 x (µs per delivery with one) / (µs per delivery with two)
-    times what one does, i.e. it charges the Redis hop and per-process overhead, nothing else.
+    generator and Redis still take a third of a core from the two processes. The projection
+    assumes a core per server process: two processes then do 2 x (µs per operation with one) /
+    (µs with two) times what one does, i.e. it charges the Redis hop and per-process overhead.
     """
     scaling = results.get("scaling")
     if not scaling:
         return "Not measured in this run (`--only` without `scale`)."
-    one, two = scaling["scale_1p"], scaling["scale_2p"]
-    big = profile.idle_connections
-    us_one, us_two = one.detail["server_us_per_delivery"], two.detail["server_us_per_delivery"]
-    return "\n".join([
-        f"| Tabcast uvicorn + Redis, fan-out {big:,} subscribers | deliveries/s | server CPU | generator CPU "
-        "| server CPU per delivery |",
-        "|---|---|---|---|---|",
-        f"| 1 process | {one.value:,.0f} | {one.detail['server_cpu']:.0%} | {one.detail['generator_cpu']:.0%} "
-        f"| {us_one:.1f} µs |",
-        f"| 2 processes (`serve --workers 2`) | {two.value:,.0f} ({two.value / one.value:.2f}x) | "
-        f"{two.detail['server_cpu']:.0%} | {two.detail['generator_cpu']:.0%} | {us_two:.1f} µs |",
-        f"| 2 processes, projected with a core each (2 x {us_one:.1f} / {us_two:.1f}) | | | | "
-        f"**{2 * us_one / us_two:.2f}x** |",
-        "",
-        "| Tabcast uvicorn + Redis, signed HTTP publishes | publishes/s | server CPU | generator CPU "
-        "| server CPU per publish |",
-        "|---|---|---|---|---|",
-        *(_publish_scaling_row(label, scaling.get(key), scaling.get("scale_publish_1p"))
-          for label, key in (("1 process", "scale_publish_1p"), ("2 processes", "scale_publish_2p"))),
-        *_publish_projection(scaling.get("scale_publish_1p"), scaling.get("scale_publish_2p")),
+    return "\n\n".join([
+        _scaling_block(f"fan-out {profile.idle_connections:,} subscribers", "deliveries/s", "delivery",
+                       scaling["scale_1p"], scaling["scale_2p"], "server_us_per_delivery"),
+        _scaling_block("signed HTTP publishes", "publishes/s", "publish",
+                       scaling["scale_publish_1p"], scaling["scale_publish_2p"], "server_us_per_publish"),
     ])
 
 
-def _publish_projection(one, two) -> list[str]:
-    if one is None or two is None:
-        return []
-    us_one, us_two = one.detail["server_us_per_publish"], two.detail["server_us_per_publish"]
-    return [f"| 2 processes, projected with a core each (2 x {us_one:.0f} / {us_two:.0f}) | | | | "
-            f"**{2 * us_one / us_two:.2f}x** |"]
+def _scaling_block(what: str, rate: str, operation: str, one, two, cost: str) -> str:
+    us_one, us_two = one.detail[cost], two.detail[cost]
 
+    def row(label: str, measured, ratio: str = "") -> str:
+        d = measured.detail
+        return (f"| {label} | {measured.value:,.0f}{ratio} | {d['server_cpu']:.0%} | {d['generator_cpu']:.0%} "
+                f"| {d[cost]:.1f} µs |")
 
-def _publish_scaling_row(label: str, measured, one) -> str:
-    if measured is None:
-        return f"| {label} | — | | | |"
-    ratio = f" ({measured.value / one.value:.2f}x)" if measured is not one else ""
-    d = measured.detail
-    return (f"| {label} | {measured.value:,.0f}{ratio} | {d['server_cpu']:.0%} | {d['generator_cpu']:.0%} "
-            f"| {d['server_us_per_publish']:.0f} µs |")
+    return "\n".join([
+        f"| Tabcast uvicorn + Redis, {what} | {rate} | server CPU | generator CPU | server CPU per {operation} |",
+        "|---|---|---|---|---|",
+        row("1 process", one),
+        row("2 processes (`serve --workers 2`)", two, f" ({two.value / one.value:.2f}x)"),
+        f"| 2 processes, projected with a core each (2 x {us_one:.1f} / {us_two:.1f}) | | | | "
+        f"**{2 * us_one / us_two:.2f}x** |",
+    ])
 
 
 def floor_text(results: dict) -> str:
