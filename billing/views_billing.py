@@ -4,6 +4,7 @@ import logging
 import re
 import uuid
 from datetime import UTC, datetime
+from functools import wraps
 
 import stripe
 from django.contrib import messages
@@ -98,14 +99,23 @@ def saving_sentence(plan, sockets: int, tabs: int) -> str:
     return f"{sentence} (${extra / 100:,.2f} more on {plan.name})." if extra > 0 else f"{sentence}."
 
 
+def stripe_required(view):
+    """Back to the billing page with an error when this server has no Stripe keys."""
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not stripe_gateway.is_configured():
+            messages.error(request, "Billing is not configured on this server.")
+            return redirect("billing:billing")
+        return view(request, *args, **kwargs)
+    return wrapper
+
+
 @require_POST
 @owner_required
+@stripe_required
 def checkout(request):
     """Create (idempotently) the customer and a Checkout Session, then send the owner to Stripe."""
     page = reverse("billing:billing")
-    if not stripe_gateway.is_configured():
-        messages.error(request, "Billing is not configured on this server.")
-        return redirect(page)
     attempt = request.POST.get("attempt", "")
     if not ATTEMPT.match(attempt):
         return HttpResponseBadRequest("Reload the billing page and try again.", content_type="text/plain")
@@ -130,12 +140,10 @@ def checkout(request):
 
 @require_POST
 @owner_required
+@stripe_required
 def portal(request):
     """Send the owner to Stripe's customer portal (plan, payment method, invoices, cancel)."""
     page = reverse("billing:billing")
-    if not stripe_gateway.is_configured():
-        messages.error(request, "Billing is not configured on this server.")
-        return redirect(page)
     try:
         url = portal_url(request.tenant, request.build_absolute_uri(page))
     except stripe.StripeError as exc:
