@@ -81,6 +81,8 @@ async def test_connections_are_spread_over_the_workers_and_a_dead_workers_share_
         workers = _workers(server.proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
+        # Gone (or a zombie the supervisor has yet to reap): its socket is closed.
+        await asyncio.to_thread(wait_until, lambda: _exited(workers[0]), 10, what="the killed worker to exit")
         for client in clients:
             await client.close()
         more = [await RawClient.established(server, app["key"]) for _ in range(20)]
@@ -96,3 +98,11 @@ def _workers(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as children:
         pids = [int(child) for child in children.read().split()]
     return [child for child in pids if b"spawn_main" in open(f"/proc/{child}/cmdline", "rb").read()]
+
+
+def _exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
