@@ -15,6 +15,8 @@ from collections import defaultdict
 
 import orjson
 
+from service.realtime.outage import redis_outage
+
 from .dashboard_app import DEBUG_PREFIX, debug_channel, watched_app_id
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,9 @@ class DebugStream:
             try:
                 await self.refresh_watched()
                 await self.forward()
-            except Exception:  # noqa: BLE001 - the console misses a beat; the engine does not care
-                log.warning("debug stream round failed", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the console misses a beat; the engine does not care
+                if not redis_outage.absorb(exc):  # a Redis outage is logged once, not every round
+                    log.warning("debug stream round failed", exc_info=True)
 
     async def refresh_watched(self) -> None:
         channels = await self.node.state.channels(self.dashboard.id, DEBUG_PREFIX)

@@ -10,6 +10,14 @@ class Plan(models.Model):
     name = models.CharField(max_length=80)
     monthly_price_cents = models.PositiveIntegerField(default=0)
     max_connections = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited")
+    # Quotas (billing/METERING.md, "Quotas"): messages are counted as Pusher counts them, per
+    # tenant and UTC day; the two rates are per app and per server process.
+    max_messages_per_day = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Publishes + deliveries + webhooks per UTC day, all apps. Empty: unlimited")
+    max_connects_per_second = models.PositiveIntegerField(
+        null=True, blank=True, help_text="New WebSocket connections per second, per app and process. Empty: unlimited")
+    max_client_events_per_second = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Client events per second, per app and process. Empty: unlimited")
     stripe_price_id = models.CharField(max_length=120, blank=True, default="")
 
     def __str__(self):

@@ -5,10 +5,12 @@ import logging
 
 from asgiref.sync import sync_to_async
 
+from .connection_history import ConnectionHistory
 from .dashboard_app import dashboard_app
 from .debug_stream import DebugStream
 from .live_metrics import LiveMetrics
 from .metering import UsagePersister
+from .quotas import MessageQuotaWatch
 from .stripe_gateway import is_configured as stripe_configured
 from .usage_schedule import report_hourly
 
@@ -24,10 +26,14 @@ def _spawn(node, coro) -> None:
 
 
 def on_node_started(sender, node, **kwargs) -> None:
-    """``node_started`` receiver: persist usage, and feed the dashboard's live pages."""
+    """``node_started`` receiver: persist usage, watch message quotas, feed the dashboard's live pages."""
     persister = UsagePersister(node)
     node.listeners.append(persister.note)
     node.flush_hooks.append(persister.after_flush)
+    quota_watch = MessageQuotaWatch(node)  # sets the over-quota flags publishes check
+    node.listeners.append(quota_watch.note)
+    node.flush_hooks.append(quota_watch.after_flush)
+    node.flush_hooks.append(ConnectionHistory(node).after_flush)  # the usage page's last 5 minutes
     _spawn(node, _start_live_feeds(node))
     if stripe_configured():
         _spawn(node, report_hourly())  # safe in every process: one row per hour, Stripe dedupes

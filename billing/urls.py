@@ -5,6 +5,8 @@ from . import api, views
 app_name = "billing"
 
 urlpatterns = [
+    path("apps/<int:app_id>/usage/", views.overview, name="usage"),
+    # The usage page's first address, before its tab was named "Usage": bookmarks keep working.
     path("apps/<int:app_id>/overview/", views.overview, name="overview"),
     path("apps/<int:app_id>/console/", views.console, name="console"),
     path("apps/<int:app_id>/console/publish/", views.publish_test_event, name="publish_test_event"),

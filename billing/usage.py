@@ -7,7 +7,7 @@ from django.utils import timezone
 from service.api.engine import on_node
 from service.api.errors import BackendUnavailable
 
-from . import rollups
+from . import connection_history, rollups
 from .metering import HOURS_PER_ROUND, persist_if_app_exists, read_buckets, usage_source
 from .savings import savings
 
@@ -41,6 +41,11 @@ def history(app_id: int, range_name: str) -> dict:
     return {"app_id": app_id, "range": range_name, "granularity": granularity, "points": points,
             "summary": summary,
             "savings": [{**saving.__dict__, "display": saving.display} for saving in savings(summary)]}
+
+
+def recent_connections(app_id: int) -> list[dict]:
+    """The connection counts recorded each second over the last five minutes (billing/connection_history.py)."""
+    return on_node(lambda node: connection_history.read(node, app_id))
 
 
 def live(app_id: int) -> dict:

@@ -9,17 +9,18 @@ from django.views.decorators.http import require_POST
 
 from service.api.engine import on_node
 from service.api.errors import BackendUnavailable
+from service.realtime import quotas as realtime_quotas
 from service.realtime import signatures
 from service.realtime.tenancy import get_app_sync
 from tenants.access import tenant_app
 from tenants.services import apps_of, tenant_of
 
-from . import usage
+from . import quotas, usage
 from .dashboard_app import dashboard_app, debug_channel, metrics_channel, watched_app_id
 from .debug_stream import INTERVAL, MAX_EVENTS
 from .forms import TestEventForm
 
-SOCKET_ID = re.compile(r"\d+\.\d+")
+SOCKET_ID = re.compile(r"[0-9]{1,10}\.[0-9]{1,10}")
 
 
 def _realtime_context(request, app) -> dict:
@@ -33,7 +34,16 @@ def overview(request, app):
     history = usage.history(app.id, "24h")
     return render(request, "billing/overview.html", {
         **_realtime_context(request, app), "savings": history["savings"],
-        "initial_history": history, "live": _live_or_none(app.id)})
+        "initial_history": history, "live": _live_or_none(app.id), "live_history": _recent_or_empty(app.id),
+        "message_quota": quotas.messages_today(app.tenant_id)})
+
+
+def _recent_or_empty(app_id: int) -> list[dict]:
+    """The last five minutes of connection counts, so the live chart starts filled."""
+    try:
+        return usage.recent_connections(app_id)
+    except BackendUnavailable:
+        return []
 
 
 def _live_or_none(app_id: int) -> dict | None:
@@ -66,6 +76,13 @@ def publish_test_event(request, app):
         return _render_console(request, app, form, status=400)
     info = get_app_sync(app_id=app.id)
     channel, event, data = (form.cleaned_data[k] for k in ("channel", "event", "data"))
+    over = realtime_quotas.message_refusal(info)  # the console's events count like any publish
+    if over is not None:
+        if wants_json:
+            return JsonResponse({"error": over.message, "code": 429}, status=429,
+                                headers={"Retry-After": str(over.retry_after())})
+        messages.error(request, over.message)
+        return redirect("billing:console", app_id=app.id)
     try:
         on_node(lambda node: node.publish(info, [channel], event, data))
     except BackendUnavailable:

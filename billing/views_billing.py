@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from tenants.access import owner_required, tenant_required
 
-from . import stripe_gateway
+from . import quotas, stripe_gateway
 from .checkout import (AlreadySubscribed, billing_row, is_billed_by_stripe, portal_url, start_checkout,
                        subscription_state)
 from .plans import paid_plans, period_cents
@@ -26,7 +26,7 @@ from .tenant_peaks import period_peak
 log = logging.getLogger(__name__)
 
 # One rendering of the upgrade form: a double submit reuses its Checkout Session.
-ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
+ATTEMPT = re.compile(r"[0-9a-f]{32}")
 RETURN_MESSAGES = {
     "success": (messages.SUCCESS, "Thanks! Your new plan applies as soon as Stripe confirms the payment, "
                                   "usually within seconds."),
@@ -54,7 +54,7 @@ def billing_page(request):
         "price": dollars(plan.monthly_price_cents) if plan else "", "plans": [offer(p) for p in paid_plans()],
         "subscribed": bool(state and state.is_billable),
         "has_customer": bool(row and row.stripe_customer_id), "attempt": uuid.uuid4().hex,
-        "is_owner": request.membership.is_owner,
+        "is_owner": request.membership.is_owner, "message_quota": quotas.messages_today(tenant.id),
     })
 
 
@@ -82,7 +82,8 @@ def offer(plan) -> dict:
     return {"plan": plan, "price": f"{dollars(plan.monthly_price_cents)} / month",
             "included": f"{pricing.included_connections:,}" if pricing else "–",
             "overage": f"{pricing.overage_cents_per_connection.normalize():f}¢ each" if pricing else "–",
-            "cap": f"{plan.max_connections:,}" if plan.max_connections else "Unlimited"}
+            "cap": f"{plan.max_connections:,}" if plan.max_connections else "Unlimited",
+            "messages": f"{plan.max_messages_per_day:,}" if plan.max_messages_per_day else "Unlimited"}
 
 
 def _plural(n: int, word: str) -> str:
@@ -117,7 +118,7 @@ def checkout(request):
     """Create (idempotently) the customer and a Checkout Session, then send the owner to Stripe."""
     page = reverse("billing:billing")
     attempt = request.POST.get("attempt", "")
-    if not ATTEMPT.match(attempt):
+    if not ATTEMPT.fullmatch(attempt):
         return HttpResponseBadRequest("Reload the billing page and try again.", content_type="text/plain")
     plan = get_object_or_404(paid_plans(), code=request.POST.get("plan", ""))
     if is_billed_by_stripe(request.tenant):

@@ -8,13 +8,13 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from service.api.fast import FastPublish  # noqa: E402
 from service.realtime.lifespan import LifespanMiddleware  # noqa: E402
-from service.realtime.routing import websocket_urlpatterns  # noqa: E402
+from service.realtime.routing import websocket_application  # noqa: E402
 
 application = LifespanMiddleware(ProtocolTypeRouter({
     "http": FastPublish(django_asgi_app),
-    "websocket": URLRouter(websocket_urlpatterns),
+    "websocket": websocket_application,
 }))

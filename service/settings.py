@@ -116,8 +116,58 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "service" / "static"]
 
-EMAIL_BACKEND = os.environ.get("TABCAST_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = os.environ.get("TABCAST_FROM_EMAIL", "Tabcast <no-reply@tabcast.local>")
+# --- Email and HTTPS (account security) -----------------------------------------------------
+
+# Password-reset and invitation links go out by email; how is the operator's explicit choice:
+#   TABCAST_EMAIL_URL=smtp://user:password@host:587?tls=1   (smtps://... for implicit TLS on 465)
+#   or TABCAST_SMTP_HOST / _PORT / _USER / _PASSWORD / _TLS / _SSL,
+#   or TABCAST_EMAIL_BACKEND=<a Django email backend> (e.g. the console one, on purpose).
+# Without any: the console backend under DEBUG only. Otherwise no email is sent at all (the
+# password-reset page says so), never the console backend: it writes reset links to the log.
+DISABLED_EMAIL_BACKEND = "tenants.mail.DisabledEmailBackend"
+
+
+def _email_settings() -> dict:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    if os.environ.get("TABCAST_EMAIL_URL"):
+        url = urlsplit(os.environ["TABCAST_EMAIL_URL"])
+        if url.scheme not in ("smtp", "smtps"):
+            raise ValueError("TABCAST_EMAIL_URL must be smtp://user:password@host:port or smtps://...")
+        query = {k: v[-1].lower() in ("1", "true", "yes", "on") for k, v in parse_qs(url.query).items()}
+        implicit_tls = url.scheme == "smtps" or query.get("ssl", False)
+        return {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": url.hostname or "",
+                "EMAIL_PORT": url.port or (465 if implicit_tls else 587),
+                "EMAIL_HOST_USER": unquote(url.username or ""), "EMAIL_HOST_PASSWORD": unquote(url.password or ""),
+                "EMAIL_USE_SSL": implicit_tls, "EMAIL_USE_TLS": not implicit_tls and query.get("tls", True)}
+    if os.environ.get("TABCAST_SMTP_HOST"):
+        implicit_tls = _env_bool("TABCAST_SMTP_SSL", False)
+        return {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "EMAIL_HOST": os.environ["TABCAST_SMTP_HOST"],
+                "EMAIL_PORT": int(os.environ.get("TABCAST_SMTP_PORT", "465" if implicit_tls else "587")),
+                "EMAIL_HOST_USER": os.environ.get("TABCAST_SMTP_USER", ""),
+                "EMAIL_HOST_PASSWORD": os.environ.get("TABCAST_SMTP_PASSWORD", ""),
+                "EMAIL_USE_SSL": implicit_tls, "EMAIL_USE_TLS": not implicit_tls and _env_bool("TABCAST_SMTP_TLS", True)}
+    default = "django.core.mail.backends.console.EmailBackend" if DEBUG else DISABLED_EMAIL_BACKEND
+    return {"EMAIL_BACKEND": os.environ.get("TABCAST_EMAIL_BACKEND", default)}
+
+
+globals().update(_email_settings())  # EMAIL_BACKEND, and EMAIL_HOST/PORT/... for SMTP
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("TABCAST_FROM_EMAIL") or "Tabcast <no-reply@tabcast.local>"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# Behind a TLS-terminating proxy (the docker/ deployment): trust its X-Forwarded-Proto, send
+# session/CSRF cookies over HTTPS only, redirect plain HTTP to HTTPS and send HSTS. All off by
+# default, so `bin/start` on http://127.0.0.1 keeps working.
+if _env_bool("TABCAST_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _env_bool("TABCAST_SECURE_COOKIES", False)
+SECURE_SSL_REDIRECT = _env_bool("TABCAST_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # container health probes call it over plain HTTP
+SECURE_HSTS_SECONDS = int(os.environ.get("TABCAST_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("TABCAST_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = _env_bool("TABCAST_HSTS_PRELOAD", False)
 
 # --- Realtime -------------------------------------------------------------------------------
 
@@ -153,8 +203,37 @@ TABCAST = {
     "ACTIVITY_TIMEOUT": int(os.environ.get("TABCAST_ACTIVITY_TIMEOUT", "120")),
     # Seconds without any frame from a client before it is closed with 4201.
     "PONG_GRACE": int(os.environ.get("TABCAST_PONG_GRACE", "30")),
-    # Frames a slow socket may have queued before it is closed (4100, reconnect with backoff).
-    "MAX_PENDING_FRAMES": int(os.environ.get("TABCAST_MAX_PENDING_FRAMES", "1000")),
+    # Seconds a connection has to send a whole HTTP request, or to get its WebSocket accepted,
+    # from when it opened (or from the first byte of its next keep-alive request); then it is
+    # closed (slowloris). 0 = no deadline. See service/realtime/server.py.
+    "HANDSHAKE_TIMEOUT": float(os.environ.get("TABCAST_HANDSHAKE_TIMEOUT", "5")),
+    # Per client IP and per process (N workers: N x): open WebSockets, and connects per second
+    # (token bucket of this burst). Beyond them a socket gets pusher:error 4100 and is closed
+    # (clients back off and retry). 0 = no limit. IPv6 clients count per /64. service/realtime/admission.py
+    "MAX_SOCKETS_PER_IP": int(os.environ.get("TABCAST_MAX_SOCKETS_PER_IP", "1000")),
+    "CONNECTS_PER_IP_PER_SECOND": float(os.environ.get("TABCAST_CONNECTS_PER_IP_PER_SECOND", "100")),
+    "CONNECT_BURST_PER_IP": int(os.environ.get("TABCAST_CONNECT_BURST_PER_IP", "200")),
+    # Peers (addresses or networks, comma-separated, "*" = any) whose X-Forwarded-For/-Proto are
+    # believed; empty (the default) = ignore those headers, every client is its TCP peer.
+    "TRUSTED_PROXIES": os.environ.get("TABCAST_TRUSTED_PROXIES", ""),
+    # Bytes a slow reader's socket may hold unsent in this process (beyond what the kernel took)
+    # before it is closed with 4100 (the client reconnects with backoff); bounds memory per socket.
+    "MAX_PENDING_BYTES": int(os.environ.get("TABCAST_MAX_PENDING_BYTES", str(1024 * 1024))),
+    # Seconds a closing socket has to take its close frame before its connection is aborted.
+    "SLOW_CLOSE_DEADLINE": float(os.environ.get("TABCAST_SLOW_CLOSE_DEADLINE", "5")),
+    # Deploys (docs/deploy.md): on SIGTERM the process stops taking WebSockets, answers /healthz
+    # with 503 "draining", and closes its sockets with 4200 (reconnect at once) in evenly spaced
+    # batches over this many seconds, so the other processes get the reconnects as a stream, not
+    # a herd; then it finishes HTTP requests in flight, flushes metering and exits.
+    "DRAIN_SECONDS": float(os.environ.get("TABCAST_DRAIN_SECONDS", "10")),
+    # Listen with SO_REUSEPORT even as one process (`serve --reuse-port` does the same): several
+    # independently started `serve`s share the port, so a host can start the new release before
+    # stopping the old one. A draining process then closes its listener at once (the kernel sends
+    # new connects to the others). Needs REDIS_URL. service/realtime/server.py
+    "REUSE_PORT": _env_bool("TABCAST_REUSE_PORT", False),
+    # Channels one socket may be subscribed to at once (Ably: 200). The SDK's shared socket carries
+    # every tab's channels, so the default leaves room for many tabs.
+    "MAX_SUBSCRIPTIONS_PER_SOCKET": int(os.environ.get("TABCAST_MAX_SUBSCRIPTIONS_PER_SOCKET", "500")),
     "MAX_CHANNEL_NAME": 200,
     "MAX_EVENT_NAME": 200,
     "MAX_CHANNELS_PER_PUBLISH": 100,
@@ -173,8 +252,18 @@ TABCAST = {
     "STATE_BACKEND": TABCAST_STATE_BACKEND,
     # How the realtime engine looks up an app by key or id, without importing tenant models.
     "APP_SOURCE": "tenants.services.load_app",
+    # How it looks up a tenant's plan limits (messages per day, connects/s and client events/s
+    # per app; see billing/METERING.md "Quotas"), cached like apps; empty: no plan quotas.
+    "LIMITS_SOURCE": "billing.services.engine_limits",
     # Seconds an app's settings are cached in a process (a save in this process clears it at once).
     "APP_CACHE_SECONDS": float(os.environ.get("TABCAST_APP_CACHE_SECONDS", "5")),
+    # At most this many apps, and apart from them this many unknown keys/ids ("no such app"
+    # answers), are cached per process: junk keys can neither grow memory nor evict real apps.
+    "APP_CACHE_SIZE": int(os.environ.get("TABCAST_APP_CACHE_SIZE", "10000")),
+    "APP_CACHE_MISSES": int(os.environ.get("TABCAST_APP_CACHE_MISSES", "1000")),
+    # GET /apps/{id}/channels lists at most this many channels (sorted by name); a longer list
+    # is cut there and the answer says so with "truncated": true (Pusher's API has no paging).
+    "MAX_CHANNELS_LISTED": int(os.environ.get("TABCAST_MAX_CHANNELS_LISTED", "1000")),
     # /metrics (Prometheus text): with a token, callers must send "Authorization: Bearer <token>";
     # without one, only loopback clients may read it.
     "METRICS_TOKEN": os.environ.get("TABCAST_METRICS_TOKEN", ""),
@@ -182,8 +271,15 @@ TABCAST = {
     "FAST_PUBLISH": _env_bool("TABCAST_FAST_PUBLISH", True),
     # Webhooks to loopback/private addresses are refused unless this is set (self-hosting, tests).
     "WEBHOOKS_ALLOW_PRIVATE": _env_bool("TABCAST_WEBHOOKS_ALLOW_PRIVATE", False),
+    # Seconds channel_vacated / member_removed webhooks are held back; a return within them (a page
+    # reload) sends neither them nor the channel_occupied / member_added after (as Pusher does).
+    # 0 sends at once. service/realtime/held_webhooks.py
+    "WEBHOOK_LEAVE_DELAY": float(os.environ.get("TABCAST_WEBHOOK_LEAVE_DELAY", "3")),
     # Presence/count entries of a process expire this long after its last heartbeat.
     "NODE_TTL": int(os.environ.get("TABCAST_NODE_TTL", "30")),
+    # Redis connections of the state backend per process; callers beyond it wait for a free one
+    # (a busy pool is not an outage).
+    "REDIS_POOL_SIZE": int(os.environ.get("TABCAST_REDIS_POOL_SIZE", "64")),
 }
 
 # --- REST API ---------------------------------------------------------------------------------

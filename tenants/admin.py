@@ -23,8 +23,8 @@ class InvitationAdmin(admin.ModelAdmin):
 
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "tenant", "key", "enabled", "client_events", "created_at")
-    list_filter = ("enabled", "client_events")
+    list_display = ("id", "name", "tenant", "key", "enabled", "client_events", "demo_enabled", "created_at")
+    list_filter = ("enabled", "client_events", "demo_enabled")
     search_fields = ("name", "key")
     readonly_fields = ("key", "previous_secret_expires_at", "created_at")
     exclude = ("previous_secret",)

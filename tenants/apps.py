@@ -7,4 +7,9 @@ class TenantsConfig(AppConfig):
     name = "tenants"
 
     def ready(self):
+        from service.realtime.lifespan import node_started
+
         from . import signals  # noqa: F401 - connects the app-cache invalidation
+        from .webhook_log import on_node_started
+
+        node_started.connect(on_node_started, dispatch_uid="tenants.webhook_log")

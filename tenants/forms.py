@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
 from . import origins, services
-from .models import App
+from .models import WEBHOOK_EVENTS, App
 
 MIN_MESSAGE_BYTES = 1024
 MAX_MESSAGE_BYTES = 512 * 1024
@@ -109,6 +109,16 @@ class AppCreateForm(forms.ModelForm):
 
 
 class AppSettingsForm(forms.ModelForm):
+    webhook_url = forms.URLField(
+        label="Webhook URL", required=False, max_length=500, assume_scheme="https",
+        help_text="Receives Pusher-format webhooks: a POST with X-Pusher-Key and X-Pusher-Signature "
+                  "(HMAC-SHA256 of the body with the app secret), retried for 5 minutes until it answers 2xx. "
+                  "Empty: no webhooks.",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/pusher/webhooks", "spellcheck": "false"}))
+    webhook_events = forms.MultipleChoiceField(
+        label="Webhook events", required=False, widget=forms.CheckboxSelectMultiple,
+        choices=[(name, name) for name in WEBHOOK_EVENTS],
+        help_text="Only the events ticked here are sent (and counted as messages).")
     max_message_bytes = forms.IntegerField(
         label="Max message size (bytes)", min_value=MIN_MESSAGE_BYTES, max_value=MAX_MESSAGE_BYTES,
         help_text=f"Largest event payload accepted, from {MIN_MESSAGE_BYTES:,} to {MAX_MESSAGE_BYTES:,} bytes "
@@ -120,16 +130,37 @@ class AppSettingsForm(forms.ModelForm):
 
     class Meta:
         model = App
-        fields = ["name", "client_events", "subscription_count", "max_message_bytes", "allowed_origins"]
+        fields = ["name", "client_events", "subscription_count", "max_message_bytes", "allowed_origins",
+                  "demo_enabled", "webhook_url", "webhook_events"]
         labels = {"client_events": "Client events",
-                  "subscription_count": "Subscription count events"}
+                  "subscription_count": "Subscription count events",
+                  "demo_enabled": "Public demo page"}
         help_texts = {
             "client_events": "Let authenticated browsers send client- events on private and presence channels.",
             "subscription_count": "Send pusher:subscription_count to subscribers when a channel's count changes.",
+            "demo_enabled": "Let anyone who knows this app's public key open Tabcast's demo at /demo/?key=…: "
+                            "it shows the app's live connection counts, publishes short texts into the "
+                            "tabcast-demo channels (counted as your traffic) and lets any visitor join "
+                            "private-/presence-tabcast-demo. Leave off for production apps: your team can "
+                            "always try the demo while logged in.",
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["webhook_events"] = list(self.instance.webhook_event_names)
 
     def clean_allowed_origins(self):
         return origins.clean_origins(self.cleaned_data["allowed_origins"])
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data["webhook_url"].strip()
+        if url and not url.lower().startswith(("http://", "https://")):
+            raise forms.ValidationError("Use an http:// or https:// URL.", code="scheme")
+        return url
+
+    def clean_webhook_events(self):
+        return ",".join(name for name in WEBHOOK_EVENTS if name in self.cleaned_data["webhook_events"])
 
 
 class AppDeleteForm(forms.Form):

@@ -82,6 +82,11 @@ class Invitation(models.Model):
         return self.accepted_at is None and self.expires_at > timezone.now()
 
 
+# Pusher's webhook events, in the order the dashboard lists them.
+WEBHOOK_EVENTS = ("channel_occupied", "channel_vacated", "member_added", "member_removed",
+                  "client_event", "cache_miss")
+
+
 class App(models.Model):
     """A realtime app: the Pusher ``app_id`` is this row's integer primary key."""
 
@@ -101,6 +106,19 @@ class App(models.Model):
     webhook_url = models.URLField(
         blank=True, default="", max_length=500,
         help_text="Receives Pusher-format webhooks (channel occupied/vacated, members, client events, cache misses)")
+    # Which of Pusher's webhook events go to webhook_url (comma-separated names of WEBHOOK_EVENTS);
+    # service/realtime/webhooks.py drops the others before they are queued or counted.
+    webhook_events = models.CharField(
+        max_length=200, blank=True, default=",".join(WEBHOOK_EVENTS),
+        help_text="Comma-separated webhook event names to send; empty: none")
+    # The public demo page (/demo/?key=...) acts for the app with nothing but its public key: it
+    # shows the live counts, publishes into the tabcast-demo channels and signs their private/presence
+    # twins for any visitor. So it is off unless the team switches it on (``create_app --demo`` and
+    # ``seed_demo`` for the operator's apps); the app's own team, logged in, may always try it
+    # (service/sdk/demo.py).
+    demo_enabled = models.BooleanField(
+        default=False,
+        help_text="Let anyone who knows the app key use the demo page at /demo/ with this app")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -108,6 +126,20 @@ class App(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.id})"
+
+    @property
+    def demo_allowed(self) -> bool:
+        """Whether /demo/ may act for this app for anyone holding its key: only if switched on.
+
+        The operator's apps are no exception: the dashboard's own app lives there, and its key is
+        shown to every signed-in customer."""
+        return self.enabled and self.demo_enabled
+
+    @property
+    def webhook_event_names(self) -> tuple[str, ...]:
+        """The selected webhook events, known names only, in WEBHOOK_EVENTS order."""
+        chosen = {name.strip() for name in self.webhook_events.split(",")}
+        return tuple(name for name in WEBHOOK_EVENTS if name in chosen)
 
     @property
     def origins(self) -> tuple[str, ...]:
@@ -124,3 +156,31 @@ class App(models.Model):
     def previous_secret_active(self) -> bool:
         return bool(self.previous_secret and self.previous_secret_expires_at
                     and self.previous_secret_expires_at > timezone.now())
+
+
+class WebhookAttempt(models.Model):
+    """One try at POSTing webhooks to an app's URL, for the Settings page (the last KEEP per app).
+
+    Written by the server process that sent it (tenants/webhook_log.py), so a dashboard served
+    by any process shows every process's attempts."""
+
+    KEEP = 20
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="webhook_attempts")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    url = models.CharField(max_length=500)
+    events = models.CharField(max_length=200, help_text="Comma-separated event names in the request")
+    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="HTTP status; empty if none came")
+    error = models.CharField(max_length=200, blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+    test = models.BooleanField(default=False, help_text="Sent by the Settings page's test button")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.app_id} {self.events} -> {self.status or self.error}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300

@@ -8,7 +8,13 @@ from django.core.exceptions import ValidationError
 
 MAX_ORIGINS = 100
 # A DNS name or IPv4 address: dot-separated labels of letters, digits and inner hyphens.
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+# Every pattern here is used with fullmatch (a "$" would also match before a trailing newline).
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+# The whole of an exact origin, as a browser sends it in the Origin header: scheme://host[:port]
+# with a DNS name / IPv4 address or a bracketed IPv6 address (no zone id). Entries end up in the
+# frame page's Content-Security-Policy, so nothing else may pass (urlsplit alone ignores junk
+# after "]" and silently drops tabs and newlines).
+_ORIGIN = re.compile(r"(https?)://(?:(?P<name>[a-z0-9.-]+)|\[(?P<ipv6>[0-9a-f:.]+)\])(?::(?P<port>[0-9]{1,5}))?")
 
 HELP = ("One per line: an exact origin such as https://app.example.com or http://localhost:3000, "
         "a wildcard such as *.example.com (any subdomain, any scheme), or * for any origin. "
@@ -18,10 +24,12 @@ HELP = ("One per line: an exact origin such as https://app.example.com or http:/
 def parse_origin(line: str) -> str:
     """One allowed-origins entry, normalised (lower case, no trailing slash); ValueError says why not."""
     entry = line.strip().lower().rstrip("/")
+    if not entry.isascii() or not entry.isprintable() or any(c.isspace() for c in entry):
+        raise ValueError("an origin has no spaces, control or non-ASCII characters (use punycode for IDN hosts)")
     if entry == "*":
         return entry
     if entry.startswith("*."):
-        if not _HOSTNAME.match(entry[2:]):
+        if not _HOSTNAME.fullmatch(entry[2:]):
             raise ValueError("a wildcard must be *. followed by a domain, like *.example.com")
         return entry
     if "*" in entry:
@@ -37,17 +45,22 @@ def parse_origin(line: str) -> str:
         raise ValueError("the port must be a number from 1 to 65535") from None
     if port == 0:
         raise ValueError("the port must be a number from 1 to 65535")
+    match = _ORIGIN.fullmatch(entry)
     host = parts.hostname or ""
-    if not (_HOSTNAME.match(host) or _is_ipv6_literal(parts.netloc)):
+    if match is None:
+        raise ValueError("an origin is only scheme://host[:port]: a host name, an IPv4 address or [an IPv6 address]")
+    if not (_HOSTNAME.fullmatch(match["name"] or "") or _is_ipv6(match["ipv6"])):
         raise ValueError(f"{host or 'the host'} is not a valid host name")
+    if match["port"] is not None and not 0 < int(match["port"]) <= 65535:
+        raise ValueError("the port must be a number from 1 to 65535")
     return entry
 
 
-def _is_ipv6_literal(netloc: str) -> bool:
-    if not netloc.startswith("["):
+def _is_ipv6(address: str | None) -> bool:
+    if not address:
         return False
     try:
-        ipaddress.IPv6Address(netloc[1:netloc.index("]")])
+        ipaddress.IPv6Address(address)
     except ValueError:
         return False
     return True

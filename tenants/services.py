@@ -24,13 +24,14 @@ def to_info(app: App) -> AppInfo:
         allowed_origins=app.origins, subscription_count=app.subscription_count,
         max_connections=connection_limit(app.tenant_id), previous_secret=app.previous_secret,
         previous_secret_expires=expires, tenant_id=app.tenant_id,
-        webhook_url=app.webhook_url,
+        webhook_url=app.webhook_url, webhook_events=frozenset(app.webhook_event_names),
+        extra={"demo": app.demo_allowed},  # read by service/sdk/demo.py
     )
 
 
 def load_app(*, key: str | None = None, app_id: int | None = None) -> AppInfo | None:
     """APP_SOURCE for the realtime engine: one app by key or id, as an AppInfo."""
-    query = App.objects.all()
+    query = App.objects.select_related("tenant")
     try:
         app = query.get(key=key) if key is not None else query.get(id=app_id)
     except (App.DoesNotExist, ValueError):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import accounts, apps, team
+from .views import accounts, apps, docs, team
 
 app_name = "tenants"
 
@@ -22,12 +22,16 @@ urlpatterns = [
     path("dashboard/apps/new/", apps.app_new, name="app_new"),
     path("dashboard/apps/<int:app_id>/", apps.app_detail, name="app_detail"),
     path("dashboard/apps/<int:app_id>/settings/", apps.app_settings, name="app_settings"),
+    path("dashboard/apps/<int:app_id>/settings/webhook-test/", apps.app_webhook_test, name="app_webhook_test"),
     path("dashboard/apps/<int:app_id>/reveal/", apps.app_reveal, name="app_reveal"),
     path("dashboard/apps/<int:app_id>/rotate/", apps.app_rotate, name="app_rotate"),
     path("dashboard/apps/<int:app_id>/rotate/expire-previous/", apps.app_expire_previous,
          name="app_expire_previous"),
     path("dashboard/apps/<int:app_id>/status/", apps.app_status, name="app_status"),
     path("dashboard/apps/<int:app_id>/delete/", apps.app_delete, name="app_delete"),
+    # Documentation shipped with this install (README, protocol, SDK)
+    path("docs/", docs.doc_index, name="doc_index"),
+    path("docs/<slug:slug>/", docs.doc, name="doc"),
     # Team
     path("dashboard/team/", team.team, name="team"),
     path("dashboard/team/invitations/<int:invitation_id>/revoke/", team.revoke_invitation,

@@ -1,5 +1,7 @@
 // Compiled (not run) by `npm test`: the published types accept what a pusher-js user writes.
-import Tabcast, { type Member, type PresenceChannel } from '../types/index.js';
+import Tabcast, {
+  type ConnectionFailure, type Member, type PresenceChannel, type StateChange,
+} from '../types/index.js';
 
 const tc = new Tabcast('app-key', {
   host: 'realtime.example.com',
@@ -18,6 +20,12 @@ room.members.each((member) => console.log(member.info));
 tc.connection.bind('state_change', ({ previous, current }: { previous: string; current: string }) => {
   console.log(previous, current, tc.connection.socket_id, tc.transport, sent);
 });
+tc.connection.bind('state_change', (change: StateChange) => {
+  if (change.current === 'failed' && change.reason === 'origin_not_allowed') console.log(change.failure?.message);
+});
+tc.connection.bind('failed', (failure: ConnectionFailure) => console.log(failure.reason, failure.code));
+const why: string | undefined = tc.connection.failure?.reason;
+console.log(why);
 tc.bind_global((event, data) => console.log(event, data));
 tc.signin();
 tc.user.bind('note', (data) => console.log(data));

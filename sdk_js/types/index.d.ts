@@ -101,9 +101,33 @@ export interface PresenceChannel extends Channel {
   members: Members;
 }
 
+/** Why the connection went to `failed` (it does not retry then). */
+export type FailureReason =
+  | 'origin_not_allowed' // this page's origin is not in the app's Allowed origins (dashboard)
+  | 'app_not_found' | 'app_disabled' | 'over_connection_quota' | 'path_not_found' | 'unsupported_protocol'
+  | 'unauthorized' | 'terminated' | 'refused'
+  | 'unavailable'; // no transport could be opened
+
+export interface ConnectionFailure {
+  reason: FailureReason;
+  /** The server's close code (4000-4099), when it refused the socket. */
+  code?: number;
+  message?: string;
+}
+
+/** Payload of `connection.bind('state_change', ...)`; `reason`/`failure` only when current is 'failed'. */
+export interface StateChange {
+  previous: ConnectionState;
+  current: ConnectionState;
+  reason?: FailureReason;
+  failure?: ConnectionFailure;
+}
+
 export interface Connection extends Dispatcher {
   readonly state: ConnectionState;
   readonly socket_id: string | null;
+  /** Set while the state is 'failed' (also passed to `bind('failed', ...)`). */
+  readonly failure: ConnectionFailure | null;
 }
 
 export interface User extends Dispatcher {

@@ -6,3 +6,6 @@ class ApiConfig(AppConfig):
 
     name = "service.api"
     label = "api"
+
+    def ready(self):
+        from . import openapi  # noqa: F401 - registers the schema's authentication extensions

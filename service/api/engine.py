@@ -8,6 +8,7 @@ from typing import TypeVar
 from asgiref.sync import async_to_sync
 
 from service.realtime.node import Node, get_node
+from service.realtime.outage import redis_outage
 
 from .errors import BackendUnavailable
 
@@ -23,6 +24,11 @@ def is_backend_failure(exc: BaseException) -> bool:
         or type(exc).__module__.startswith("redis")
 
 
+def report_backend_failure(exc: BaseException) -> None:
+    """Count a request answered 503: a Redis outage is logged once (service/realtime/outage.py), not per request."""
+    redis_outage.absorb(exc)
+
+
 def on_node(work: Callable[[Node], Awaitable[T]]) -> T:
     """Run ``await work(node)``; a backend that fails or hangs becomes a 503, fast."""
 
@@ -34,7 +40,7 @@ def on_node(work: Callable[[Node], Awaitable[T]]) -> T:
         return async_to_sync(run)()
     except Exception as exc:
         if is_backend_failure(exc):
-            log.warning("realtime backend unavailable: %r", exc)
+            report_backend_failure(exc)
             unavailable = BackendUnavailable()
             unavailable.wait = 1  # DRF answers it as "Retry-After: 1"
             raise unavailable from exc

@@ -8,6 +8,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 class ApiError(Exception):
     """A refusal with an HTTP status and a message, raised by the checks both API paths share."""
 
+    # Fields the JSON body carries besides "error" and "code" (e.g. which quota, when it resets).
+    extra: dict = {}
+
     def __init__(self, status: int, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.status, self.message, self.retry_after = status, message, retry_after
@@ -46,4 +49,5 @@ def exception_handler(exc, context):
     return Response({"error": first_message(response.data.get("detail", response.data)
                                              if isinstance(response.data, dict) and "detail" in response.data
                                              else response.data),
-                     "code": response.status_code}, status=response.status_code, headers=headers)
+                     "code": response.status_code, **getattr(exc, "extra", {})},
+                    status=response.status_code, headers=headers)

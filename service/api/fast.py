@@ -20,16 +20,19 @@ from django.conf import settings
 from service.realtime.node import get_node
 from service.realtime.tenancy import get_app
 
-from . import publishing
-from .authentication import check_body_size, check_enabled, check_secret, check_signature, parse_key_secret, \
-    signed_params
-from .engine import BACKEND_TIMEOUT, is_backend_failure
+from . import publishing, validation
+from .authentication import NO_CREDENTIALS, app_id_of, check_body_size, check_enabled, check_secret, \
+    check_signature, parse_key_secret, signed_params
+from .engine import BACKEND_TIMEOUT, is_backend_failure, report_backend_failure
 from .errors import ApiError
 from .throttling import take_token
 
 log = logging.getLogger(__name__)
 
-SIGNED_ROUTE = re.compile(r"^/apps/(\d+)/(events|batch_events)$")
+# Always fullmatch: "$" would also match before a trailing newline ("/apps/1/events%0A").
+# Longer ids than any app can have (19 digits) go to Django, which answers them as the DRF
+# views do (401 like a bad signature; 404 past Python's int() digit limit), so both agree.
+SIGNED_ROUTE = re.compile(r"/apps/([0-9]{1,19})/(events|batch_events)")
 
 
 class FastPublish:
@@ -43,14 +46,14 @@ class FastPublish:
         if not self.enabled or scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        signed = SIGNED_ROUTE.match(path)
+        signed = SIGNED_ROUTE.fullmatch(path)
         if signed is None and path != "/publish":
             return await self.app(scope, receive, send)
         headers = {}
         try:
             body = await _read_body(scope, receive)
             if signed is not None:
-                app = await _signed_app(scope, path, int(signed.group(1)), body)
+                app = await _signed_app(scope, path, app_id_of(signed.group(1)), body)
             else:
                 app = await _basic_app(scope)
             check_enabled(app)
@@ -58,9 +61,10 @@ class FastPublish:
             if wait is not None:
                 raise ApiError(429, f"Request was throttled. Expected available in {wait:.3f} seconds.",
                                retry_after=wait)
-            status, answer = 200, await _publish(signed.group(2) if signed else "publish", app, _json(body))
+            payload = validation.json_body(body, _header(scope, b"content-type"))
+            status, answer = 200, await _publish(signed.group(2) if signed else "publish", app, payload)
         except ApiError as error:
-            status, answer = error.status, {"error": error.message, "code": error.status}
+            status, answer = error.status, {"error": error.message, "code": error.status, **error.extra}
             if error.retry_after is not None:
                 headers["retry-after"] = str(max(1, round(error.retry_after)))
             if status == 401:
@@ -90,11 +94,11 @@ async def _read_body(scope, receive) -> bytes:
             return b"".join(chunks)
 
 
-def _json(body: bytes):
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"JSON parse error - {exc}") from None
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _query(query_string: bytes) -> dict[str, str]:
@@ -114,18 +118,17 @@ def _query(query_string: bytes) -> dict[str, str]:
     return params
 
 
-async def _signed_app(scope, path: str, app_id: int, body: bytes):
+async def _signed_app(scope, path: str, app_id: int | None, body: bytes):
     params = signed_params(_query(scope["query_string"]))
-    app = await get_app(app_id=app_id)
-    if app is None:
-        raise ApiError(404, f"No app with id {app_id}")
+    # An unknown (or impossible) app id is answered like a bad signature: ids can't be probed.
+    app = await get_app(app_id=app_id) if app_id is not None else None
     return check_signature(app, "POST", path, params, body)
 
 
 async def _basic_app(scope):
-    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
+    header = _header(scope, b"authorization")
     if not header:
-        raise ApiError(401, "Send the app key and secret: HTTP Basic key:secret, or Authorization: Bearer key:secret")
+        raise ApiError(401, NO_CREDENTIALS)
     key, secret = parse_key_secret(header)
     return check_secret(await get_app(key=key), secret)
 
@@ -142,7 +145,7 @@ async def _publish(kind: str, app, payload) -> dict:
             infos = await publishing.publish(node, app, events)
     except Exception as exc:
         if is_backend_failure(exc):
-            log.warning("realtime backend unavailable: %r", exc)
+            report_backend_failure(exc)
             raise ApiError(503, "The realtime backend is unavailable; retry shortly", retry_after=1) from exc
         raise
     # Answer in the next loop iteration: the broker's pump delivers the frame locally first,

@@ -6,9 +6,32 @@ the node and builds the Pusher-shaped answers.
 
 from typing import Any
 
+from rest_framework.exceptions import APIException, ErrorDetail
+
+from service.realtime import quotas
 from service.realtime.channel_names import Kind, kind_of
 
 from . import validation
+from .errors import ApiError
+
+
+class QuotaExceeded(ApiError, APIException):
+    """429 for a tenant over its message quota, on both API paths.
+
+    As an ``ApiError`` the fast path answers it (``Retry-After`` from ``retry_after``); as a DRF
+    ``APIException`` the DRF views do (``Retry-After`` from ``wait``). Both bodies are
+    ``{"error": <message naming the quota, its limit and when it resets>, "code": 429}``;
+    ``extra`` holds the same facts as fields ({"quota", "limit", "resets_at"}).
+    """
+
+    status_code = 429
+
+    def __init__(self, hit: quotas.MessageQuotaHit):
+        retry_after = hit.retry_after()
+        ApiError.__init__(self, 429, hit.message, retry_after=retry_after)
+        self.detail = ErrorDetail(hit.message, "message_quota_exceeded")
+        self.wait = retry_after
+        self.extra = {"quota": quotas.MESSAGES_PER_DAY, "limit": hit.limit, "resets_at": hit.resets_at_iso}
 
 
 def event_from(app, payload: Any) -> dict:
@@ -27,6 +50,9 @@ def batch_from(app, payload: Any) -> list[dict]:
 
 async def publish(node, app, events: list[dict]) -> list[dict]:
     """Publish validated events; returns the info attributes asked for, per channel, per event."""
+    hit = quotas.message_refusal(app)  # in memory: no database or Redis call per publish
+    if hit is not None:
+        raise QuotaExceeded(hit)
     infos = []
     for event in events:
         await node.publish(app, event["channels"], event["name"], event["data"], event["socket_id"])

@@ -16,9 +16,31 @@ from service.realtime.channel_names import Kind, kind_of
 
 from .errors import ApiError
 
-SOCKET_ID_RE = re.compile(r"^\d+\.\d+$")
+SOCKET_ID_RE = re.compile(r"[0-9]+\.[0-9]+")  # always fullmatch: "$" would let "1.2\n" through
 PUBLISH_INFO = frozenset({"user_count", "subscription_count"})
 RESERVED_EVENT_PREFIXES = ("pusher:", "pusher_internal:")
+
+
+def json_body(body: bytes, content_type: str | None) -> dict:
+    """The JSON object a publish request carries: the one rule both API paths apply.
+
+    Content-Type must be ``application/json`` (parameters such as ``charset`` are ignored;
+    ``application/*+json`` is accepted too) or absent, else 415. The body must be non-empty
+    UTF-8 JSON (else 400 "JSON parse error - ...", which also covers nesting deeper than
+    orjson's 1024 levels) holding an object (else 400).
+    """
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media and media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise ApiError(415, f"Unsupported Content-Type {media[:60]!r}: send Content-Type: application/json")
+    if not body or body.isspace():
+        raise ApiError(400, "The request body is empty: send a JSON object")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"JSON parse error - {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "The request body must be a JSON object")
+    return payload
 
 
 def _invalid(field: str, message: str):
@@ -61,11 +83,15 @@ def event(app, payload: Any, single_channel: bool = False) -> dict:
     if "data" not in payload:
         raise _invalid("data", "This field is required.")
     socket_id = payload.get("socket_id")
-    if socket_id is not None and (not isinstance(socket_id, str) or not SOCKET_ID_RE.match(socket_id)):
+    if socket_id is not None and (not isinstance(socket_id, str) or not SOCKET_ID_RE.fullmatch(socket_id)):
         raise _invalid("socket_id", "socket_id must look like 123.456")
     channels = _channels(payload, single_channel)
     data = payload["data"]
-    data = data if isinstance(data, str) else orjson.dumps(data).decode()
+    if not isinstance(data, str):
+        try:
+            data = orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels)
+            raise _invalid("data", "JSON nested too deeply") from None
     size = len(data) if data.isascii() else len(data.encode())
     if size > app.max_message_bytes:
         raise ApiError(413, f"Event data is {size} bytes; the limit for this app is {app.max_message_bytes}")

@@ -6,6 +6,7 @@ are usually answered before Django by ``fast.py`` with the same functions; these
 them when ``TABCAST_FAST_PUBLISH=0`` and document them in the OpenAPI schema.
 """
 
+from django.conf import settings
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -15,7 +16,8 @@ from rest_framework.views import APIView
 from service.realtime.channel_names import Kind, is_cache, kind_of, user_channel
 
 from . import publishing
-from .authentication import HasApp, KeySecret, PusherSignature, as_drf
+from . import validation
+from .authentication import HasApp, KeySecret, PusherSignature, as_drf, request_body
 from .errors import ApiError
 from .engine import on_node
 from .serializers import (
@@ -29,13 +31,18 @@ from .throttling import AppRateThrottle
 
 EMPTY = inline_serializer("Empty", {})
 ERROR = inline_serializer("Error", {"error": serializers.CharField(), "code": serializers.IntegerField()})
-ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 413: ERROR, 429: ERROR, 503: ERROR}
+ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 429: ERROR, 503: ERROR}
 
 
 class SignedView(APIView):
     authentication_classes = [PusherSignature]
     permission_classes = [HasApp]
     throttle_classes = [AppRateThrottle]
+
+
+def _payload(request) -> dict:
+    """The request's JSON object, by the same rules as the fast path (``validation.json_body``)."""
+    return validation.json_body(request_body(request), request.META.get("CONTENT_TYPE"))
 
 
 def _run(work):
@@ -50,7 +57,7 @@ class EventsView(SignedView):
     @extend_schema(request=EventSerializer, responses={200: EMPTY, **ERRORS},
                    summary="Trigger an event on up to 100 channels (Pusher)")
     def post(self, request, app_id):
-        event = _run(lambda: publishing.event_from(request.auth, request.data))
+        event = _run(lambda: publishing.event_from(request.auth, _payload(request)))
         infos = on_node(lambda node: publishing.publish(node, request.auth, [event]))
         return Response(publishing.events_answer(event, infos))
 
@@ -59,7 +66,7 @@ class BatchEventsView(SignedView):
     @extend_schema(request=BatchSerializer, responses={200: EMPTY, **ERRORS},
                    summary="Trigger up to 10 events, one channel each (Pusher)")
     def post(self, request, app_id):
-        events = _run(lambda: publishing.batch_from(request.auth, request.data))
+        events = _run(lambda: publishing.batch_from(request.auth, _payload(request)))
         infos = on_node(lambda node: publishing.publish(node, request.auth, events))
         return Response(publishing.batch_answer(events, infos))
 
@@ -67,31 +74,40 @@ class BatchEventsView(SignedView):
 class ChannelsView(SignedView):
     @extend_schema(parameters=[ChannelsQuerySerializer], responses={200: inline_serializer(
         "Channels", {"channels": serializers.DictField()}), **ERRORS},
-        summary="List occupied channels (Pusher)")
+        summary="List occupied channels (Pusher)",
+        description="At most TABCAST_MAX_CHANNELS_LISTED channels (default 1000), the first in sorted order; "
+                    "a longer list is cut there and the answer adds \"truncated\": true and \"limit\".")
     def get(self, request, app_id):
         query = ChannelsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         app, prefix, info = request.auth, query.validated_data["filter_by_prefix"], query.validated_data["info"]
 
+        limit = settings.TABCAST["MAX_CHANNELS_LISTED"]
+
         async def work(node):
             channels = await node.state.channels(app.id, prefix)
+            names = sorted(name for name in channels if kind_of(name) != Kind.USER)
             result = {}
-            for name, count in sorted(channels.items()):
-                if kind_of(name) == Kind.USER:
-                    continue
-                attrs = {"subscription_count": count}
+            for name in names[:limit]:
+                attrs = {"subscription_count": channels[name]}
                 if "user_count" in info:
                     attrs["user_count"] = len(await node.state.members(app.id, name))
                 result[name] = attrs
-            return result
+            return result, len(names) > limit
 
-        return Response({"channels": on_node(work)})
+        channels, truncated = on_node(work)
+        if truncated:
+            # Pusher's API has no paging: the first MAX_CHANNELS_LISTED names in sorted order,
+            # and fields the pusher libraries ignore. Narrow the list with filter_by_prefix.
+            return Response({"channels": channels, "truncated": True, "limit": limit},
+                            headers={"X-Tabcast-Truncated": "true"})
+        return Response({"channels": channels})
 
 
 class ChannelView(SignedView):
     @extend_schema(parameters=[ChannelQuerySerializer], responses={200: inline_serializer(
         "Channel", {"occupied": serializers.BooleanField()}), **ERRORS},
-        summary="State of one channel (Pusher)")
+        summary="State of one channel (Pusher)", operation_id="apps_channel_retrieve")
     def get(self, request, app_id, channel_name):
         validate_channel_or_400(channel_name)
         query = ChannelQuerySerializer(data=request.query_params)
@@ -149,7 +165,7 @@ class PublishView(APIView):
                                                         "channels": serializers.IntegerField()}), **ERRORS},
         summary="Publish an event (HTTP Basic key:secret or Bearer key:secret)")
     def post(self, request):
-        event = _run(lambda: publishing.simple_event_from(request.auth, request.data))
+        event = _run(lambda: publishing.simple_event_from(request.auth, _payload(request)))
         on_node(lambda node: publishing.publish(node, request.auth, [event]))
         return Response(publishing.simple_answer(event))
 

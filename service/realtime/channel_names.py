@@ -5,7 +5,8 @@ import re
 from enum import Enum
 
 USER_CHANNEL_PREFIX = "#server-to-user-"
-_NAME_RE = re.compile(r"^[-a-zA-Z0-9_=@,.;]+$")
+# Always fullmatch: with "$", re.match accepted "room\n" (a "$" also matches before a final newline).
+_NAME_RE = re.compile(r"[-a-zA-Z0-9_=@,.;]+")
 
 
 class Kind(str, Enum):
@@ -45,7 +46,7 @@ def invalid_reason(channel: object, max_length: int) -> str | None:
     if len(channel) > max_length:
         return f"Channel name is longer than {max_length} characters"
     name = channel[len(USER_CHANNEL_PREFIX):] if channel.startswith(USER_CHANNEL_PREFIX) else channel
-    if not name or not _NAME_RE.match(name):
+    if not name or not _NAME_RE.fullmatch(name):
         return "Channel name may contain only A-Z a-z 0-9 _ - = @ , . ;"
     return None
 

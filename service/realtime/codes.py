@@ -30,4 +30,5 @@ SERVER_ERROR = 4303  # Tabcast: a backend (e.g. Redis) failed while handling the
 SUB_AUTH_FAILED = 401
 SUB_INVALID_CHANNEL = 4009
 SUB_MEMBER_LIMIT = 4100
+SUB_SUBSCRIPTION_LIMIT = 4100  # this socket holds as many subscriptions as it may
 SUB_MEMBER_TOO_LARGE = 4301

@@ -1,29 +1,34 @@
-"""The outbound side of one socket: send a frame now, without a task per frame.
+"""The outbound side of one socket: send a frame now, never block, never hold unbounded memory.
 
-Fan-out writes the same text to thousands of sockets in a loop. An ``await send()`` per
-socket would let one slow socket stall everyone, and a task per send costs more than the
-write itself. Both uvicorn and daphne complete ``websocket.send`` without suspending while
-the transport is writable, so :meth:`Connection.send` steps the send coroutine once by
-hand: almost always it finishes right there. If it does suspend (the peer is not reading
-and the transport paused writing), the rest of that send and any later frames go through a
-per-socket backlog drained by one task; a socket whose backlog passes ``max_pending`` is
-closed with 4100 so it reconnects later instead of growing memory without bound.
+Fan-out writes the same text to thousands of sockets in a loop, so a send must not suspend
+(one slow socket would stall everyone) and must not start a task (that costs more than the
+write). With permessage-deflate off a server's text frame is the same bytes for every socket,
+so the hub frames a broadcast once (:func:`text_frame`) and, for a server we know (uvicorn's
+websockets-sansio protocol or ``ws_protocol.py``'s trimmed subclass of it, daphne's autobahn
+protocol), :meth:`Connection.send` writes those bytes straight to the socket's transport: one
+``transport.write`` per subscriber (bench/RESULTS.md: ~26 µs of server CPU per delivery
+through the ASGI send, 12.5-20 µs direct, mostly the write syscall).
 
-Fan-out also skips the ASGI send entirely when it can. With permessage-deflate off a
-server's text frame is the same bytes for every socket, so the hub frames a broadcast once
-(:func:`text_frame`) and, for a server we know (uvicorn's websockets-sansio protocol or
-``ws_protocol.py``'s trimmed subclass of it,
-daphne's autobahn protocol), :meth:`Connection.send` writes those bytes straight to the
-socket's transport while the socket is open, writable and has nothing queued: one
-``transport.write`` per subscriber instead of a coroutine, a message dict and a framing per
-subscriber (bench/RESULTS.md: server CPU per delivery on uvicorn ~26 µs before, 12.5-20 µs
-after, mostly the write syscall now). Anything else (unknown server, paused transport,
-backlog) takes the ASGI path above, unchanged.
+Slow readers. The transport's write buffer *is* the socket's backlog: when the kernel will not
+take more, the transport keeps the bytes, in order, and writes them as the peer reads. A
+reader that pauses and catches up gets every frame in order. Once a socket's buffered bytes
+would pass ``max_pending_bytes`` (``TABCAST_MAX_PENDING_BYTES``; a bound in bytes, so a flood
+of 100-byte frames is bounded like one of 10 KB frames) the socket is closed with 4100: the
+close frame is queued behind what is pending, the consumer is told at once (so its
+subscriptions, presence, counts and quota slot are released now, not when the peer wakes up),
+and if the peer has not finished the close within ``close_deadline`` seconds the connection is
+reset, which frees its buffers here and in the kernel. Nothing here ever awaits the peer.
+
+A server we do not know (or a socket with an extension negotiated) goes through the ASGI
+``send``: frames wait in a per-socket queue, bounded the same way in bytes, drained by one task
+that awaits each send properly.
 """
 
 import asyncio
 import functools
 import logging
+import socket
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,26 +41,33 @@ log = logging.getLogger(__name__)
 
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 
+SLOW_READER_REASON = "Client is not reading: too much data pending"
+
 
 class Connection:
-    """One physical socket as the hub sees it: identity plus a non-blocking send."""
+    """One physical socket as the hub sees it: identity plus a non-blocking, bounded send."""
 
     __slots__ = (
-        "socket_id", "app", "_asgi_send", "_direct", "_write_direct", "_backlog", "_drainer", "closed", "max_pending",
+        "socket_id", "app", "_asgi_send", "_direct", "_server", "_write", "_queue", "_queued_bytes", "_drainer",
+        "closed", "max_pending_bytes", "close_deadline",
         "channels", "user_id", "user_data", "tabs", "last_seen", "pinged", "origin",
         "_client_event_times",
     )
 
-    def __init__(self, socket_id: str, app, asgi_send: AsgiSend, max_pending: int):
+    def __init__(self, socket_id: str, app, asgi_send: AsgiSend, max_pending_bytes: int,
+                 close_deadline: float = 5.0):
         self.socket_id = socket_id
         self.app = app
         self._asgi_send = asgi_send
-        # The server's protocol object and how to write a framed text to it, when we know it.
-        self._direct, self._write_direct = _direct_writer(asgi_send)
-        self._backlog: deque[dict[str, Any]] | None = None
+        # The server's protocol object and how to write to it directly, when we know it.
+        self._direct, self._server = _direct_writer(asgi_send)
+        self._write = self._server.write if self._server is not None else None
+        self._queue: deque[dict[str, Any]] | None = None  # the ASGI path's backlog
+        self._queued_bytes = 0
         self._drainer: asyncio.Task | None = None
         self.closed = False
-        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.close_deadline = close_deadline
         self.channels: dict[str, Any] = {}  # channel -> presence member (or None)
         self.user_id: str | None = None  # set by pusher:signin
         self.user_data: dict | None = None
@@ -73,66 +85,64 @@ class Connection:
         return self._client_event_times
 
     def send(self, text: str, wire: bytes | None = None) -> None:
-        """Write one text frame now if possible, else queue it; never blocks the caller.
+        """Write one text frame now, or leave it buffered in order; never blocks the caller.
 
         ``wire`` is ``text_frame(text)`` when the caller framed it once for many sockets.
         """
         if self.closed:
             return
-        if self._direct is not None and self._backlog is None and \
-                self._write_direct(self._direct, text_frame(text) if wire is None else wire):
+        direct = self._direct
+        if direct is None:
+            self._enqueue({"type": "websocket.send", "text": text}, len(text))
             return
-        message = {"type": "websocket.send", "text": text}
-        if self._backlog is not None:
-            self._enqueue(message)
-            return
-        coro = self._asgi_send(message)
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration:
-            return  # the common case: written synchronously
-        except Exception:  # noqa: BLE001 - the peer went away; its disconnect cleans up
-            self.closed = True
-            return
-        self._backlog = deque()
-        self._drainer = asyncio.get_running_loop().create_task(self._finish_then_drain(coro, waiting_on))
+        outcome = self._write(direct, text_frame(text) if wire is None else wire, self.max_pending_bytes)
+        if outcome is _OVERFLOW:
+            log.info("closing slow socket %s: more than %d bytes pending", self.socket_id, self.max_pending_bytes)
+            self.close(codes.OVER_CAPACITY, SLOW_READER_REASON)
+        # _GONE: the peer or the server is already closing; the consumer hears of it from the server.
 
-    def _enqueue(self, message: dict[str, Any]) -> None:
-        self._backlog.append(message)
-        if len(self._backlog) > self.max_pending:
-            log.info("closing slow socket %s: %d frames pending", self.socket_id, len(self._backlog))
-            self._backlog.clear()
-            self._backlog.append({"type": "websocket.close", "code": codes.OVER_CAPACITY,
-                                  "reason": "Too many pending frames: the client is not reading"})
-            self.closed = True
-
-    async def _finish_then_drain(self, coro, waiting_on) -> None:
-        try:
-            # Resume the send we started: wait for what it was waiting on, then let it finish.
-            if waiting_on is not None:
-                await waiting_on
-            await _Resume(coro)
-            while self._backlog:
-                await self._asgi_send(self._backlog.popleft())
-        except Exception:  # noqa: BLE001 - the peer went away
-            self.closed = True
-        finally:
-            self._backlog = None
-            self._drainer = None
-
-    async def close(self, code: int, reason: str = "") -> None:
-        """Close the socket with a Pusher close code (after any queued frames)."""
+    def close(self, code: int, reason: str = "") -> None:
+        """Close with a Pusher close code, after what is already pending; abort if that stalls."""
         if self.closed:
             return
         self.closed = True
-        message = {"type": "websocket.close", "code": code, "reason": reason}
-        if self._backlog is not None:
-            self._backlog.append(message)
+        direct = self._direct
+        if direct is None:
+            self._enqueue({"type": "websocket.close", "code": code, "reason": reason}, 0, closing=True)
             return
+        if self._server.close(direct, code, reason):
+            asyncio.get_running_loop().call_later(self.close_deadline, self._server.abort_unless_closed, direct)
+
+    # --- the ASGI path (servers we cannot write to directly) ---
+
+    def _enqueue(self, message: dict[str, Any], size: int, closing: bool = False) -> None:
+        if self._queue is None:
+            self._queue = deque()
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        self._queue.append(message)
+        self._queued_bytes += size
+        if not closing and self._queued_bytes > self.max_pending_bytes:
+            log.info("closing slow socket %s: more than %d bytes pending", self.socket_id, self.max_pending_bytes)
+            self._queue.clear()  # nothing here reached the peer yet: a server we can't bound gets no more
+            self._queued_bytes = 0
+            self.closed = True
+            self._queue.append({"type": "websocket.close", "code": codes.OVER_CAPACITY, "reason": SLOW_READER_REASON})
+
+    async def _drain(self) -> None:
+        queue = self._queue
         try:
-            await self._asgi_send(message)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+            while queue:
+                message = queue.popleft()
+                self._queued_bytes -= len(message.get("text") or "")
+                if message["type"] == "websocket.close":
+                    async with asyncio.timeout(self.close_deadline):
+                        await self._asgi_send(message)
+                else:
+                    await self._asgi_send(message)
+        except Exception:  # noqa: BLE001 - the peer went away (or the close stalled); the server cleans up
+            self.closed = True
+        finally:
+            self._queue, self._queued_bytes, self._drainer = None, 0, None
 
 
 def text_frame(text: str) -> bytes:
@@ -146,66 +156,113 @@ def text_frame(text: str) -> bytes:
     return b"\x81\x7f" + size.to_bytes(8, "big") + payload
 
 
-def _uvicorn_write(protocol, wire: bytes) -> bool:
-    """uvicorn websockets-sansio: the checks its ``send()`` makes before writing, minus the await."""
-    conn = protocol.conn
-    if protocol.writable.is_set() and not protocol.close_sent and not protocol.disconnected \
-            and conn.state is _OPEN and not conn.extensions:
-        protocol.transport.write(wire)
-        return True
-    return False
-
-
-def _autobahn_write(protocol, wire: bytes) -> bool:
-    """daphne (autobahn): what ``sendMessage`` does for an open socket without compression."""
-    if protocol.state == protocol.STATE_OPEN and protocol._perMessageCompress is None:  # noqa: SLF001
-        protocol.sendData(wire)
-        return True
-    return False
-
-
+# Outcomes of a direct write (compared by identity).
+_WRITTEN, _OVERFLOW, _GONE = "written", "overflow", "gone"
 _OPEN = State.OPEN
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+class _Uvicorn:
+    """uvicorn's websockets-sansio protocol: its own checks and steps, minus the awaits."""
+
+    @staticmethod
+    def write(protocol, wire: bytes, limit: int) -> str:
+        if protocol.close_sent or protocol.disconnected or protocol.conn.state is not _OPEN:
+            return _GONE
+        transport = protocol.transport
+        # Below the transport's high-water mark ("writable") nothing is buffered worth counting.
+        if not protocol.writable.is_set() and transport.get_write_buffer_size() + len(wire) > limit:
+            return _OVERFLOW
+        transport.write(wire)
+        return _WRITTEN
+
+    @staticmethod
+    def close(protocol, code: int, reason: str) -> bool:
+        """What uvicorn's ``send`` does for ``websocket.close``, without first awaiting "writable"
+        (a slow reader's socket is never writable: that wait is how a stalled peer held a task)."""
+        transport = protocol.transport
+        if protocol.close_sent or protocol.disconnected or transport.is_closing():
+            return False
+        protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        protocol.conn.send_close(code, reason)
+        transport.write(b"".join(protocol.conn.data_to_send()))
+        protocol.close_sent = True
+        if protocol.read_paused:  # read the peer's close reply
+            protocol.read_paused = False
+            transport.resume_reading()
+        return True
+
+    @staticmethod
+    def abort_unless_closed(protocol) -> None:
+        if not protocol.disconnected:
+            _reset_on_close(protocol.transport.get_extra_info("socket"))
+            protocol.transport.abort()
+
+
+class _Autobahn:
+    """daphne's autobahn protocol: ``sendMessage`` and ``sendClose`` for an uncompressed socket."""
+
+    @staticmethod
+    def write(protocol, wire: bytes, limit: int) -> str:
+        if protocol.state != protocol.STATE_OPEN:
+            return _GONE
+        if _twisted_buffered(protocol.transport) + len(wire) > limit:
+            return _OVERFLOW
+        protocol.sendData(wire)
+        return _WRITTEN
+
+    @staticmethod
+    def close(protocol, code: int, reason: str) -> bool:
+        if protocol.state != protocol.STATE_OPEN:
+            return False
+        protocol.sendClose(code, reason)
+        # Tell the consumer now, as uvicorn's close does: daphne would only once the socket is gone.
+        protocol.application_queue.put_nowait({"type": "websocket.disconnect", "code": code})
+        return True
+
+    @staticmethod
+    def abort_unless_closed(protocol) -> None:
+        if protocol.state != protocol.STATE_CLOSED:
+            _reset_on_close(getattr(protocol.transport, "socket", None))
+            protocol.transport.abortConnection()
+
+
+def _reset_on_close(sock) -> None:
+    """Make closing ``sock`` send a TCP reset: the kernel drops what the peer never read at once
+    instead of keeping it (up to the send buffer, ~4 MB) in an orphaned socket the peer stalls."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+    except (AttributeError, OSError):  # no socket (not TCP) or already gone: a plain abort is enough
+        pass
+
+
+def _twisted_buffered(transport) -> int:
+    """Bytes a Twisted TCP transport holds unsent (``FileDescriptor``'s buffer and its pending list)."""
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # noqa: SLF001
+
+
 _UVICORN = {("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol"),
             ("service.realtime.ws_protocol", "LeanWebSocketProtocol")}  # serve's trimmed subclass
 _DAPHNE = ("daphne.ws_protocol", "WebSocketProtocol")
 
 
-def _direct_writer(asgi_send) -> tuple[Any, Callable[[Any, bytes], bool] | None]:
-    """(protocol, write function) for a server whose socket we can write to directly, else (None, None).
+def _direct_writer(asgi_send) -> tuple[Any, Any]:
+    """(protocol, server adapter) for a socket we can write to directly, else (None, None).
 
     uvicorn hands the app its protocol's bound ``send``; daphne a ``partial(server.handle_reply,
-    protocol)``. Matched by exact class so a subclass or another server falls back to ASGI.
+    protocol)``. Matched by exact class so a subclass or another server falls back to ASGI; a
+    socket that negotiated an extension (compression) changes its bytes, so it does too.
     """
     protocol = getattr(asgi_send, "__self__", None)
     if protocol is not None and _class_of(protocol) in _UVICORN:
-        return protocol, _uvicorn_write
+        conn = getattr(protocol, "conn", None)
+        return (protocol, _Uvicorn) if conn is None or not conn.extensions else (None, None)
     protocol = asgi_send.args[0] if isinstance(asgi_send, functools.partial) and asgi_send.args else None
     if protocol is not None and _class_of(protocol) == _DAPHNE:
-        return protocol, _autobahn_write
+        compressed = getattr(protocol, "_perMessageCompress", None) is not None
+        return (None, None) if compressed else (protocol, _Autobahn)
     return None, None
 
 
 def _class_of(obj) -> tuple[str, str]:
     return type(obj).__module__, type(obj).__qualname__
-
-
-class _Resume:
-    """Await a coroutine that has already been started and is suspended on a future."""
-
-    __slots__ = ("coro",)
-
-    def __init__(self, coro):
-        self.coro = coro
-
-    def __await__(self):
-        return (yield from _drive(self.coro))
-
-
-def _drive(coro):
-    value = None
-    while True:
-        try:
-            fut = coro.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value = yield fut

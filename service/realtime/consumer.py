@@ -15,10 +15,11 @@ from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
-from . import channel_names, codes, protocol, signatures
+from . import admission, channel_names, codes, protocol, quotas, signatures, watchlist
 from .channel_names import Kind, kind_of
 from .connection import Connection
 from .node import SubscribeRefused, get_node
+from .outage import redis_outage
 from .state import Member
 from .tenancy import get_app
 
@@ -49,6 +50,8 @@ class PusherConsumer(AsyncConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        finally:
+            admission.release(scope)  # the per-IP slot admit() took, however the socket ended
 
     async def dispatch(self, message):
         # Channels >= 4.2 hops to a thread before every handler to close stale DB connections
@@ -62,6 +65,8 @@ class PusherConsumer(AsyncConsumer):
 
     async def websocket_connect(self, message):
         await self.base_send({"type": "websocket.accept"})
+        if (refused := admission.admit(self.scope)) is not None:  # per-IP sockets and connects/s
+            return await self._refuse(codes.OVER_CAPACITY, refused)
         key = self.scope["url_route"]["kwargs"]["key"]
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         version = query.get("protocol", [None])[0]
@@ -84,8 +89,11 @@ class PusherConsumer(AsyncConsumer):
             sockets, _ = await node.state.connection_counts(app.id)
             if sockets >= app.max_connections:
                 return await self._refuse(codes.OVER_CONNECTION_QUOTA, "Application is over connection quota")
+        if refused := await quotas.connect_refusal(app):  # per-app connects/s (4100)
+            return await self._refuse(*refused)
         self.node = node
-        self.conn = Connection(new_socket_id(), app, self.base_send, settings.TABCAST["MAX_PENDING_FRAMES"])
+        self.conn = Connection(new_socket_id(), app, self.base_send, settings.TABCAST["MAX_PENDING_BYTES"],
+                               settings.TABCAST["SLOW_CLOSE_DEADLINE"])
         self.conn.origin = origin
         await node.connect(self.conn)
         self.conn.send(protocol.connection_established(self.conn.socket_id, settings.TABCAST["ACTIVITY_TIMEOUT"]))
@@ -100,8 +108,9 @@ class PusherConsumer(AsyncConsumer):
             self.conn.closed = True
             try:
                 await self.node.disconnect(self.conn)
-            except Exception:  # noqa: BLE001 - state backend away; its entries expire with the node TTL
-                log.warning("cleanup of %s failed", self.conn.socket_id, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - state backend away; its entries expire with the node TTL
+                if not redis_outage.absorb(exc):
+                    log.warning("cleanup of %s failed", self.conn.socket_id, exc_info=True)
         raise StopConsumer()
 
     # --- frames ---
@@ -125,8 +134,9 @@ class PusherConsumer(AsyncConsumer):
             await self._handle(frame)
         except protocol.ProtocolError as exc:
             self._error(exc.code, str(exc))
-        except Exception:  # noqa: BLE001 - one bad frame or a backend hiccup must not kill the socket
-            log.exception("error handling a frame on %s", conn.socket_id)
+        except Exception as exc:  # noqa: BLE001 - one bad frame or a backend hiccup must not kill the socket
+            if not redis_outage.absorb(exc):  # an outage is logged once, not per frame
+                log.exception("error handling a frame on %s", conn.socket_id)
             self._error(codes.SERVER_ERROR, "A server error occurred; try again")
 
     async def _handle(self, frame: protocol.Frame) -> None:
@@ -243,6 +253,7 @@ class PusherConsumer(AsyncConsumer):
             return await self._drop(codes.UNAUTHORIZED, 'The user data must contain a valid "id" field')
         await self.node.signin(conn, user_id, parsed)
         conn.send(protocol.signin_success(user_data))
+        await watchlist.send_status(self.node, conn)  # the watched users' status, if it has a watchlist
 
     def _error(self, code: int, message: str, channel: str | None = None) -> None:
         """Answer a bad frame with pusher:error; the connection stays open."""
@@ -252,7 +263,7 @@ class PusherConsumer(AsyncConsumer):
 
     async def _drop(self, code: int, message: str) -> None:
         self._error(code, message)
-        await self.conn.close(code, message[:120])
+        self.conn.close(code, message[:120])
 
     async def _client_event(self, frame: protocol.Frame) -> None:
         conn, app = self.conn, self.conn.app
@@ -280,6 +291,8 @@ class PusherConsumer(AsyncConsumer):
         if len(times) >= settings.TABCAST["CLIENT_EVENTS_PER_SECOND"]:
             return reject(f"Client event rejected: more than {settings.TABCAST['CLIENT_EVENTS_PER_SECOND']} "
                           "per second")
+        if refusal := quotas.client_event_refusal(app):  # message quota, per-app client events/s
+            return reject(refusal)
         times.append(now)
         await self.node.client_event(conn, channel, frame.event, frame.data)
 

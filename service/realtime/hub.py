@@ -3,9 +3,20 @@
 The hub never talks to Redis or the channel layer. It answers "is this the first/last local
 subscriber?" (so the process joins or leaves the channel's group once) and writes one
 pre-encoded frame to every local subscriber.
+
+Fair fan-out. One process serves many tenants on one event loop, and a broadcast to 5,000
+sockets is ~40-60 ms of sends. Written in one go it would hold every other tenant's message
+(and every HTTP request) behind it. So a broadcast to more than ``SLICE`` local sockets (or one
+for an app that already has fan-out waiting: its messages stay in order) becomes a job, and one
+task writes the jobs in slices of ``SLICE`` sockets, one slice per app in turn, yielding to the
+event loop after each round. A small broadcast of another app is still written at once, so it
+waits at most one slice. ``backlog`` (deliveries waiting) lets the broker stop taking messages
+while it is large, as the synchronous loop did: memory stays bounded when publishers outrun the
+process.
 """
 
-from collections import defaultdict
+import asyncio
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from .connection import Connection, text_frame
@@ -25,6 +36,21 @@ class AppTraffic:
     logical_bytes: int = 0
 
 
+SLICE = 256  # sockets written per app per round: ~2-4 ms of sends here, the most a neighbour waits
+
+
+class _FanOut:
+    """One broadcast being written in slices: the subscribers as they were when it arrived."""
+
+    __slots__ = ("app_id", "frame", "wire", "size", "targets", "done", "except_socket")
+
+    def __init__(self, app_id: int, frame: str, wire: bytes, targets: list[Connection], except_socket):
+        self.app_id, self.frame, self.wire, self.targets = app_id, frame, wire, targets
+        self.size = len(frame.encode())
+        self.done = 0
+        self.except_socket = except_socket
+
+
 class Hub:
     def __init__(self) -> None:
         self.connections: dict[str, Connection] = {}
@@ -32,6 +58,11 @@ class Hub:
         self._app_sockets: dict[int, int] = defaultdict(int)
         self._app_tabs: dict[int, int] = defaultdict(int)
         self.traffic: dict[int, AppTraffic] = defaultdict(AppTraffic)
+        self._jobs: dict[int, deque[_FanOut]] = {}  # app id -> its broadcasts waiting, in order
+        self.backlog = 0  # deliveries waiting in jobs
+        self._writer: asyncio.Task | None = None
+        self._drained: asyncio.Event | None = None  # set when the backlog falls to _resume_at
+        self._resume_at = 0
 
     # --- connections ---
 
@@ -97,26 +128,79 @@ class Hub:
         return list(self._channels.get((app_id, channel), {}).values())
 
     def broadcast(self, app_id: int, channel: str, frame: str, except_socket: str | None = None) -> int:
-        """Write one encoded frame to every local subscriber but ``except_socket``."""
+        """Write one encoded frame to every local subscriber but ``except_socket``; returns how many.
+
+        Written now, or (a large channel, or an app with fan-out waiting) in slices by the fan-out
+        task, in order per app.
+        """
         subscribers = self._channels.get((app_id, channel))
         if not subscribers:
             return 0
         wire = text_frame(frame)  # framed once: with no extensions every socket gets the same bytes
+        if len(subscribers) <= SLICE and app_id not in self._jobs:
+            return self._write(app_id, frame, wire, subscribers.values(), except_socket)
+        job = _FanOut(app_id, frame, wire, list(subscribers.values()), except_socket)
+        jobs = self._jobs.get(app_id)
+        if jobs is None:
+            jobs = self._jobs[app_id] = deque()
+        jobs.append(job)
+        self.backlog += len(job.targets)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_jobs())
+        return len(job.targets) - (except_socket in subscribers)
+
+    def _write(self, app_id: int, frame: str, wire: bytes, targets, except_socket: str | None,
+               size: int | None = None) -> int:
         sent = 0
         extra_tabs = 0  # tabs beyond one per socket; most sockets carry exactly one
-        for socket_id, conn in subscribers.items():  # Connection.send never changes the dict
-            if socket_id != except_socket:
+        for conn in targets:  # Connection.send never changes the hub's dicts
+            if conn.socket_id != except_socket:
                 conn.send(frame, wire)
                 sent += 1
                 if conn.tabs != 1:
                     extra_tabs += conn.tabs - 1
-        size = len(frame.encode())
+        if size is None:
+            size = len(frame.encode())
         traffic = self.traffic[app_id]
         traffic.deliveries += sent
         traffic.bytes += sent * size
         traffic.logical_deliveries += sent + extra_tabs
         traffic.logical_bytes += (sent + extra_tabs) * size
         return sent
+
+    async def _write_jobs(self) -> None:
+        """Write waiting broadcasts: a slice per app in turn, then let the event loop run."""
+        try:
+            while self._jobs:
+                for app_id in list(self._jobs):
+                    jobs = self._jobs[app_id]
+                    job = jobs[0]
+                    end = job.done + SLICE
+                    self._write(app_id, job.frame, job.wire, job.targets[job.done:end], job.except_socket, job.size)
+                    written = min(end, len(job.targets)) - job.done
+                    job.done += written
+                    self.backlog -= written
+                    if job.done >= len(job.targets):
+                        jobs.popleft()
+                        if not jobs:
+                            del self._jobs[app_id]
+                if self._drained is not None and self.backlog <= self._resume_at:
+                    self._drained.set()
+                await asyncio.sleep(0)
+        finally:
+            self._writer = None
+            if self._drained is not None:
+                self._drained.set()
+
+    async def wait_backlog_below(self, limit: int) -> None:
+        """Return once fewer than ``limit`` deliveries wait (the broker's backpressure)."""
+        while self.backlog >= limit and self._writer is not None:
+            self._resume_at = limit // 2  # resume at half: not one message at a time
+            self._drained = asyncio.Event()
+            try:
+                await self._drained.wait()
+            finally:
+                self._drained = None
 
     def count_published(self, app_id: int, n: int = 1) -> None:
         self.traffic[app_id].messages += n

@@ -15,18 +15,24 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import channel_names, codes, protocol
+from . import channel_names, codes, protocol, watchlist
 from .broker import LayerBroker
+from .held_webhooks import HeldWebhooks
 from .channel_names import Kind, group_name, kind_of
 from .connection import Connection
 from .hub import AppTraffic, Hub
+from .outage import redis_outage
 from .state import CachedEvent, Member, build_state
+from .state.base import ONLINE_CHANNEL
 from .tenancy import AppInfo, get_app
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
 PUBLISH = "tc.publish"
+# Deliveries the hub may have waiting (fair fan-out, hub.py) before the broker stops taking messages:
+# ~0.3-0.5 s of fan-out here, well inside the broker's probe timeout.
+MAX_FAN_OUT_BACKLOG = 50_000
 TERMINATE = "tc.terminate"
 
 
@@ -43,11 +49,12 @@ class Node:
         self.conf = settings.TABCAST
         self.hub = Hub()
         self.state = state or build_state()
-        self.broker = LayerBroker(layer or get_channel_layer(), self.on_message)
+        self.broker = LayerBroker(layer or get_channel_layer(), self.on_message, ready=self._fan_out_ready)
         self.loop = asyncio.get_running_loop()
         self._tasks: list[asyncio.Task] = []
         self._joins: dict[tuple[int, str], asyncio.Future] = {}  # group joins in flight
-        self.accepting = True
+        self.accepting = True  # False once draining (a deploy): new sockets get 4200, /healthz 503
+        self._stopped: asyncio.Future | None = None  # set by the first stop()
         # Observers of what happens on each app (the dashboard's debug console); called
         # synchronously as listener(app_id, kind, details) and must not block.
         self.listeners: list = []
@@ -64,7 +71,9 @@ class Node:
                 log.exception("listener failed")
 
     async def start(self) -> None:
-        self.webhooks = WebhookSender()
+        self.webhooks = WebhookSender(on_queued=self.hub.count_published)  # a webhook is a message
+        # channel_vacated / member_removed wait; a quick return cancels them (held_webhooks.py).
+        self.held_webhooks = HeldWebhooks(self, self.conf.get("WEBHOOK_LEAVE_DELAY", 0))
         await self.state.start()
         await self.broker.start()
         self._tasks = [
@@ -73,16 +82,39 @@ class Node:
             self.loop.create_task(self._announce_departed()),
         ]
 
-    async def stop(self) -> None:
-        """Close every socket with 4200 (clients reconnect at once, elsewhere) and clean up."""
+    async def drain(self, window: float, abort=lambda: False) -> None:
+        """A deploy's first step (SIGTERM; ``server.TabcastServer.shutdown``): take no new sockets
+        (4200, and /healthz answers 503 "draining"), tell the open ones to reconnect (4200) in
+        evenly spaced batches over ``window`` seconds, and give their consumers a moment to leave
+        the hub. Publishing, state and metering keep working until :meth:`stop`."""
         self.accepting = False
-        await self.close_all(codes.RECONNECT_NOW, "Server is restarting, please reconnect")
-        for task in self._tasks:
-            task.cancel()
-        await self._flush_traffic_once()
-        await self.broker.stop()
-        await self.state.stop()
-        await self.webhooks.close()
+        await self.close_all(codes.RECONNECT_NOW, "Server is restarting, please reconnect", window, abort)
+        deadline = self.loop.time() + 2
+        while self.hub.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        """Close what is still open with 4200 (clients reconnect at once, elsewhere) and clean up.
+
+        Runs from the ASGI lifespan shutdown, i.e. after the server drained and finished its HTTP
+        requests in flight, so a publish in flight still goes out through a working broker and
+        its traffic is in the last flush. Runs once; a second caller waits for the first.
+        """
+        if self._stopped is not None:
+            return await asyncio.shield(self._stopped)
+        self._stopped = self.loop.create_future()
+        try:
+            self.accepting = False
+            await self.close_all(codes.RECONNECT_NOW, "Server is restarting, please reconnect")
+            for task in self._tasks:
+                task.cancel()
+            await self._flush_traffic_once()
+            await self.held_webhooks.close()  # decided now, while the state is open
+            await self.broker.stop()
+            await self.state.stop()
+            await self.webhooks.close()
+        finally:
+            self._stopped.set_result(None)
 
     # --- connections ---
 
@@ -98,9 +130,15 @@ class Node:
         for channel in list(conn.channels):
             try:
                 await self.unsubscribe(conn, channel)
-            except Exception:  # noqa: BLE001 - e.g. Redis away: the socket must still leave the hub
-                log.warning("could not announce %s leaving %s", conn.socket_id, channel)
+            except Exception as exc:  # noqa: BLE001 - e.g. Redis away: the socket must still leave the hub
+                if not redis_outage.absorb(exc):
+                    log.warning("could not announce %s leaving %s", conn.socket_id, channel)
         if conn.user_id is not None:
+            try:
+                await watchlist.signed_out(self, conn)  # offline (if its last connection), watchers told
+            except Exception as exc:  # noqa: BLE001 - Redis away: the node TTL takes it offline
+                if not redis_outage.absorb(exc):
+                    log.warning("could not sign %s out", conn.socket_id, exc_info=True)
             await self._leave_local(conn.app.id, channel_names.user_channel(conn.user_id), conn)
         self.hub.remove_connection(conn)
         await self.state.connections_changed(conn.app.id, -1, -conn.tabs)
@@ -113,11 +151,24 @@ class Node:
             self.hub.set_tabs(conn, tabs)
             await self.state.connections_changed(conn.app.id, 0, delta)
 
-    async def close_all(self, code: int, reason: str) -> None:
+    async def close_all(self, code: int, reason: str, window: float = 0.0, abort=lambda: False,
+                        tick: float = 0.1) -> None:
+        """pusher:error + close with ``code`` to every open socket: at once, or over ``window``
+        seconds in evenly spaced batches (at most one per ``tick``), so that their reconnects reach
+        the other processes as a stream, not a herd. ``abort()`` true: close the rest at once."""
         frame = protocol.error(code, reason)
-        for conn in list(self.hub.connections.values()):
-            conn.send(frame)
-            await conn.close(code, reason)
+        conns = list(self.hub.connections.values())
+        batches = max(1, min(len(conns), int(window / tick))) if window > 0 else 1
+        started = self.loop.time()
+        for index in range(batches):
+            if index and not abort():
+                delay = started + window * index / batches - self.loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            for conn in conns[len(conns) * index // batches:len(conns) * (index + 1) // batches]:
+                if not conn.closed:  # gone meanwhile
+                    conn.send(frame)
+                    conn.close(code, reason)
 
     # --- subscriptions ---
 
@@ -128,6 +179,10 @@ class Node:
             conn.send(protocol.subscription_succeeded(channel, await self._presence_payload(app.id, channel)
                                                       if member else None))
             return
+        limit = self.conf["MAX_SUBSCRIPTIONS_PER_SOCKET"]
+        if len(conn.channels) >= limit:
+            raise SubscribeRefused("LimitReached", f"This connection already has {limit} subscriptions, the "
+                                   "limit; unsubscribe from one first", codes.SUB_SUBSCRIPTION_LIMIT)
         if member is not None:
             members = await self.state.members(app.id, channel)
             if member.key not in members and len(members) >= self.conf["MAX_PRESENCE_MEMBERS"]:
@@ -136,11 +191,11 @@ class Node:
         await self._join_local(app.id, channel, conn)
         count = await self.state.add_subscription(app.id, channel, conn.socket_id)
         if count == 1:
-            self.webhooks.send(app, {"name": "channel_occupied", "channel": channel})
+            await self.held_webhooks.occupied(app, channel)
         if member is not None:
             first = await self.state.add_member(app.id, channel, conn.socket_id, member)
             if first:
-                self.webhooks.send(app, {"name": "member_added", "channel": channel, "user_id": member.user_id})
+                await self.held_webhooks.member_added(app, channel, member.user_id)
             conn.send(protocol.subscription_succeeded(channel, await self._presence_payload(app.id, channel)))
             if first:
                 await self._send(app.id, channel, protocol.member_added(channel, member.user_id, member.user_info),
@@ -166,19 +221,22 @@ class Node:
         if member is not None:
             if await self.state.remove_member(app.id, channel, conn.socket_id, member.key):
                 await self._send(app.id, channel, protocol.member_removed(channel, member.user_id))
-                self.webhooks.send(app, {"name": "member_removed", "channel": channel, "user_id": member.user_id})
+                await self.held_webhooks.member_removed(app, channel, member.user_id)
         elif app.subscription_count and count:
             await self._send(app.id, channel, protocol.subscription_count(channel, count))
         if count == 0:
-            self.webhooks.send(app, {"name": "channel_vacated", "channel": channel})
+            await self.held_webhooks.vacated(app, channel)
         self.emit(app.id, "unsubscribed", socket_id=conn.socket_id, channel=channel)
 
     async def signin(self, conn: Connection, user_id: str, user_data: dict) -> None:
         """Bind a socket to a user: it now receives ``#server-to-user-<id>`` publishes."""
+        # Watchlist events (watchlist.py): the old watchlist goes; the user stays online if it is the same.
+        await watchlist.signed_out(self, conn, still_online=conn.user_id == user_id)
         if conn.user_id is not None and conn.user_id != user_id:
             await self._leave_local(conn.app.id, channel_names.user_channel(conn.user_id), conn)
         conn.user_id, conn.user_data = user_id, user_data
         await self._join_local(conn.app.id, channel_names.user_channel(user_id), conn)
+        await watchlist.signed_in(self, conn)
 
     async def _join_local(self, app_id: int, channel: str, conn: Connection) -> None:
         """Add a local subscriber; the first one makes this process join the channel's group.
@@ -258,6 +316,12 @@ class Node:
             "type": PUBLISH, "app": app_id, "channel": channel, "frame": frame, "except": except_socket,
         })
 
+    def _fan_out_ready(self):
+        """None while the hub's fan-out backlog is small; else what the broker awaits first."""
+        if self.hub.backlog < MAX_FAN_OUT_BACKLOG:
+            return None
+        return self.hub.wait_backlog_below(MAX_FAN_OUT_BACKLOG)
+
     def on_message(self, message: dict) -> None:
         """A message from the channel layer (called by the broker's pump)."""
         kind = message.get("type")
@@ -268,7 +332,7 @@ class Node:
             frame = protocol.error(codes.UNAUTHORIZED, "You got disconnected by the app.")
             for conn in self.hub.subscribers(message["app"], channel):
                 conn.send(frame)
-                self.loop.create_task(conn.close(codes.UNAUTHORIZED, "Terminated by the app"))
+                conn.close(codes.UNAUTHORIZED, "Terminated by the app")
 
     # --- queries (HTTP API) ---
 
@@ -287,13 +351,17 @@ class Node:
             await asyncio.sleep(1)
             try:
                 for app_id, channel, member in await self.state.reap_departed():
+                    if channel == ONLINE_CHANNEL:  # a signed-in user, not a presence member
+                        await watchlist.departed(self, app_id, member.user_id)
+                        continue
                     await self._send(app_id, channel, protocol.member_removed(channel, member.user_id))
                     app = await get_app(app_id=app_id)
                     if app is not None:
                         self.webhooks.send(app, {"name": "member_removed", "channel": channel,
                                                  "user_id": member.user_id})
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.warning("could not announce departed members", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the next round retries
+                if not redis_outage.absorb(exc):
+                    log.warning("could not announce departed members", exc_info=True)
 
     async def _sweep_idle(self) -> None:
         """Ping silent clients after activity_timeout; close with 4201 when the pong never comes."""
@@ -304,9 +372,17 @@ class Node:
             now = time.monotonic()
             for conn in list(self.hub.connections.values()):
                 silent = now - conn.last_seen
-                if silent > timeout + grace:
+                if silent > timeout + grace and conn.closed:
+                    # Closed long ago and the server never reported the socket gone: release it
+                    # here so a lost disconnect can't hold subscriptions and a quota slot forever.
+                    try:
+                        await self.disconnect(conn)
+                    except Exception as exc:  # noqa: BLE001 - the state backend is away; retried next sweep
+                        if not redis_outage.absorb(exc):
+                            log.warning("could not release closed socket %s", conn.socket_id)
+                elif silent > timeout + grace:
                     conn.send(protocol.error(codes.PONG_NOT_RECEIVED, "Pong reply not received in time"))
-                    await conn.close(codes.PONG_NOT_RECEIVED, "Pong reply not received")
+                    conn.close(codes.PONG_NOT_RECEIVED, "Pong reply not received")
                 elif silent > timeout and not conn.pinged:
                     conn.pinged = True
                     conn.send(protocol.PING)
@@ -316,32 +392,56 @@ class Node:
             await asyncio.sleep(1)
             try:
                 await self._flush_traffic_once()
-            except Exception:  # noqa: BLE001 - counters are retried next round
-                log.warning("could not flush traffic counters", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - counters are retried next round
+                if not redis_outage.absorb(exc):  # a Redis outage is logged once, not every second
+                    log.warning("could not flush traffic counters", exc_info=True)
 
     async def _flush_traffic_once(self) -> None:
+        """Write the counters gathered since the last flush: one all-or-nothing ``add_metering`` per app.
+
+        Each app's counters go out as numbered batches, in order. A batch that failed stays
+        queued with its number and is retried as it was, first (the state skips it if it was
+        applied after all, e.g. when only the reply was lost), so nothing is counted twice or
+        lost; counters gathered meanwhile wait in one batch per hour behind it.
+        """
+        if getattr(self, "_metering_pending", None) is None:
+            self._metering_pending: dict[int, list[dict]] = {}  # app id -> batches, oldest first
+            self._metering_seq = 0
+            # One flush at a time: stop() flushes while the loop's last round may still be writing.
+            self._metering_lock = asyncio.Lock()
+        async with self._metering_lock:
+            await self._flush_traffic_locked()
+
+    async def _flush_traffic_locked(self) -> None:
+        pending = self._metering_pending
         now = time.monotonic()
         elapsed, self._flushed_at = now - self._flushed_at, now
         hour = int(time.time()) // 3600
         taken = self.hub.take_traffic()
-        for app_id in list(taken.keys() | set(self.hub.apps())):
+        for app_id in taken.keys() | set(self.hub.apps()):
             traffic = taken.get(app_id) or AppTraffic()
+            counts = [traffic.messages, traffic.deliveries, traffic.bytes, traffic.logical_deliveries,
+                      traffic.logical_bytes]
             # Tabs connected here for the interval: the HTTP-polling comparison counts one request per tab-second.
             tab_seconds = round(self.hub.app_tabs(app_id) * elapsed, 3)
-            try:
-                if traffic.messages or traffic.deliveries:
-                    await self.state.add_traffic(app_id, traffic.messages, traffic.deliveries, traffic.bytes,
-                                                 traffic.logical_deliveries, traffic.logical_bytes)
-                await self.state.add_usage(app_id, hour, traffic.messages, traffic.deliveries, traffic.bytes,
-                                           traffic.logical_deliveries, traffic.logical_bytes, tab_seconds)
-                taken.pop(app_id, None)
-            except Exception:
-                # Put back what was not flushed so nothing is lost while the state backend is away.
-                for unflushed_id, unflushed in taken.items():
-                    mine = self.hub.traffic[unflushed_id]
-                    for name in ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes"):
-                        setattr(mine, name, getattr(mine, name) + getattr(unflushed, name))
-                raise
+            batches = pending.setdefault(app_id, [])
+            last = batches[-1] if batches else None
+            if last is not None and not last["tried"] and last["hour"] == hour:
+                last["counts"] = [a + b for a, b in zip(last["counts"], counts, strict=True)]
+                last["tab_seconds"] = round(last["tab_seconds"] + tab_seconds, 3)
+            else:
+                self._metering_seq += 1
+                batches.append({"seq": self._metering_seq, "hour": hour, "counts": counts,
+                                "tab_seconds": tab_seconds, "tried": False})
+        for app_id in list(pending):
+            batches = pending[app_id]
+            while batches:
+                batch = batches[0]
+                batch["tried"] = True  # from now on its outcome may be unknown: retried only as is
+                await self.state.add_metering(app_id, batch["hour"], *batch["counts"], batch["tab_seconds"],
+                                              seq=batch["seq"])
+                batches.pop(0)
+            del pending[app_id]
         for app_id in self.hub.apps():
             sockets, tabs = await self.state.connection_counts(app_id)
             await self.state.note_peaks(app_id, hour, sockets, tabs)

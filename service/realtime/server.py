@@ -1,20 +1,48 @@
 """Run the ASGI app under uvicorn (default) or daphne with Tabcast's production settings.
 
-uvicorn shuts WebSockets down with 1012 *before* the ASGI lifespan shutdown runs, and
-pusher-js waits a second before reconnecting on 1012. So on SIGTERM we first close every
-socket ourselves with 4200 (reconnect immediately), then let uvicorn finish.
+SIGTERM drains (docs/deploy.md), in this order:
+
+1. the node stops taking WebSockets (new ones get 4200) and ``/healthz`` answers 503
+   "draining"; HTTP requests are still served, each with ``Connection: close`` (lifespan.py).
+   A process listening with ``SO_REUSEPORT`` (``--workers``, ``--reuse-port``) also closes its
+   listening socket now, so the kernel hands new connects to the other processes on the port;
+2. open sockets get pusher:error + close 4200 (reconnect at once) in evenly spaced batches over
+   ``TABCAST_DRAIN_SECONDS`` (``Node.drain``): the other processes see a stream of reconnects,
+   not a herd. (uvicorn's own shutdown would close them with 1012, on which pusher-js waits a
+   second, and all at once);
+3. uvicorn's graceful shutdown: no more listening, HTTP requests in flight are finished and
+   answered (at most ``HTTP_GRACE_SECONDS``);
+4. the ASGI lifespan shutdown: ``Node.stop`` flushes metering and lets go of Redis; exit.
+
+With daphne, the lifespan shutdown closes every socket with 4200 at once (no paced drain).
 
 ``--workers N`` runs N such servers on one port, each with its own Node and its own
-``SO_REUSEPORT`` listening socket; they share state and fan-out through Redis.
+``SO_REUSEPORT`` listening socket; they share state and fan-out through Redis. ``--reuse-port``
+(``TABCAST_REUSE_PORT``) listens that way as a single process, so separately started ``serve``s
+share a port: a host's rolling restart starts the new one before it stops the old one.
+
+Exposed to the internet, the server also enforces (docs in README's configuration table):
+
+- a handshake deadline (``TABCAST_HANDSHAKE_TIMEOUT``): a connection that has not sent a whole
+  request, or whose WebSocket the app has not accepted, that many seconds after it opened
+  (or after the first byte of its next keep-alive request) is closed
+  (``ws_protocol.DeadlineHttpToolsProtocol``; daphne: its ``--websocket_connect_timeout`` and
+  the HTTP channel timeout, see :func:`run_daphne`);
+- the client address from ``X-Forwarded-For`` only when the peer is a trusted proxy
+  (``TABCAST_TRUSTED_PROXIES``; none by default, so the headers are ignored). uvicorn's proxy
+  middleware then rewrites ``scope["client"]``, which is what per-IP admission
+  (``admission.py``) and Django's ``REMOTE_ADDR`` (the dashboard's login rate limit) read.
 """
 
-import asyncio
 import gc
+import ipaddress
 import logging
+import math
 import socket
 from importlib import import_module
 
 import uvicorn
+from django.conf import settings
 from uvicorn.supervisors import multiprocess
 
 from .node import current_node
@@ -22,6 +50,9 @@ from .node import current_node
 log = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 4096  # a burst of reconnects (a deploy, a network blip) must not drop SYNs
+# Seconds uvicorn gives HTTP requests in flight after the drain (step 3 above) before cancelling
+# them; a shutdown takes at most TABCAST_DRAIN_SECONDS + 2 + this + the last flush.
+HTTP_GRACE_SECONDS = 10
 
 
 def freeze_loaded_objects() -> None:
@@ -42,20 +73,51 @@ class TabcastServer(uvicorn.Server):
         await super().startup(sockets)
 
     async def shutdown(self, sockets=None):
+        """Drain (steps 1-2 of the module docstring), then uvicorn's shutdown, which runs the rest."""
         node = current_node()
         if node is not None:
+            node.accepting = False  # first: from here /healthz says "draining", new sockets get 4200
+            if getattr(self.config, "reuse_port", False):
+                # Out of the port's SO_REUSEPORT group now: new connects go to the other processes.
+                for server in self.servers:
+                    server.close()
+                for sock in sockets or []:
+                    sock.close()
             try:
-                await asyncio.wait_for(node.stop(), 5)
-            except Exception:  # noqa: BLE001 - still shut down
-                log.exception("node shutdown failed")
+                await node.drain(settings.TABCAST["DRAIN_SECONDS"], abort=lambda: self.force_exit)
+            except Exception:  # noqa: BLE001 - still shut down (Node.stop closes what is left)
+                log.exception("drain failed")
+        # Listeners closed, HTTP in flight finished, then the lifespan shutdown: Node.stop().
         await super().shutdown(sockets)
 
 
+def trusted_proxies(value: str | None = None) -> list[str]:
+    """``TABCAST_TRUSTED_PROXIES`` as a list of addresses/networks ("*" = any peer); [] = none.
+
+    Checked here because uvicorn silently treats a malformed entry as a literal host name that
+    never matches, which would quietly switch the per-IP limits back to the proxy's address.
+    """
+    value = settings.TABCAST["TRUSTED_PROXIES"] if value is None else value
+    entries = [item.strip() for item in value.split(",") if item.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False) if "/" in entry else ipaddress.ip_address(entry)
+        except ValueError:
+            raise SystemExit(f"TABCAST_TRUSTED_PROXIES: {entry!r} is not an IP address, a network "
+                             "(10.0.0.0/8) or '*'") from None
+    return entries
+
+
 def uvicorn_config(host: str, port: int, workers: int = 1, **extra) -> uvicorn.Config:
-    return uvicorn.Config(
+    proxies = trusted_proxies()
+    config = uvicorn.Config(
         "service.asgi:application",
         host=host, port=port, workers=workers,
-        loop="uvloop", http="httptools",
+        loop="uvloop",
+        # uvicorn's httptools protocol plus a deadline for the request / WebSocket handshake.
+        http="service.realtime.ws_protocol:DeadlineHttpToolsProtocol",
         ws="service.realtime.ws_protocol:LeanWebSocketProtocol",  # websockets-sansio, less memory per socket
         # permessage-deflate costs ~11x CPU per frame and ~50 KiB per socket; Pusher clients
         # send small JSON frames, so it stays off.
@@ -63,10 +125,16 @@ def uvicorn_config(host: str, port: int, workers: int = 1, **extra) -> uvicorn.C
         ws_max_size=1024 * 1024,
         ws_ping_interval=None,  # Pusher pings in the protocol (pusher:ping); no extra control frames
         lifespan="on", access_log=False, log_level="warning",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=HTTP_GRACE_SECONDS,  # after the drain: TabcastServer.shutdown
         backlog=LISTEN_BACKLOG,
+        # X-Forwarded-For/-Proto only from these peers; with none, uvicorn's middleware is off
+        # (its own default would trust 127.0.0.1, letting any local process pick its address).
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
         **extra,
     )
+    # Read by DeadlineHttpToolsProtocol; an attribute of the config so --workers' processes get it.
+    config.handshake_timeout = settings.TABCAST["HANDSHAKE_TIMEOUT"]
+    return config
 
 
 class TabcastWorker(multiprocess.Process):
@@ -104,13 +172,20 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_uvicorn(host: str, port: int, workers: int = 1) -> None:
+def run_uvicorn(host: str, port: int, workers: int = 1, reuse_port: bool = False) -> None:
     config = uvicorn_config(host, port, workers)
-    if workers > 1:
+    # Read by TabcastServer.shutdown: a draining process leaves the port's group at once.
+    config.reuse_port = reuse_port or workers > 1
+    if config.reuse_port:
         try:
-            reuseport_socket(host, port).close()  # fail now, clearly, if the port is taken
+            sock = reuseport_socket(host, port)  # fail now, clearly, if the port is taken
         except OSError as exc:
             raise SystemExit(f"Cannot listen on {host}:{port}: {exc}") from None
+        if workers == 1:
+            # Another serve (the next release, during a rolling restart) may listen on the port too.
+            TabcastServer(config=config).run(sockets=[sock])
+            return
+        sock.close()
         # uvicorn's supervisor (health checks, restarts of dead workers, SIGTERM to all) builds
         # each worker from this module-level name; this parent process only supervises.
         multiprocess.Process = TabcastWorker
@@ -128,4 +203,28 @@ def run_daphne(host: str, port: int) -> None:
     endpoint = f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"
     import_module("service.asgi")  # what daphne loads, imported first so it can be frozen
     freeze_loaded_objects()
-    CommandLineInterface().run(["-e", endpoint, "--verbosity", "0", "service.asgi:application"])
+    timeout = settings.TABCAST["HANDSHAKE_TIMEOUT"]
+    args = ["-e", endpoint, "--verbosity", "0"]
+    if timeout > 0:
+        # Upgraded but not accepted (autobahn's opening handshake too); daphne's option is whole seconds.
+        args += ["--websocket_connect_timeout", str(max(1, math.ceil(timeout)))]
+        _daphne_http_idle_timeout(timeout)
+    # No --proxy-headers: daphne would trust X-Forwarded-For from any peer. Behind a proxy, use
+    # uvicorn (TABCAST_TRUSTED_PROXIES); on daphne every client is its TCP peer.
+    CommandLineInterface().run([*args, "service.asgi:application"])
+
+
+def _daphne_http_idle_timeout(timeout: float) -> None:
+    """Twisted's HTTP channel drops a connection idle this long (default 60 s) before its request
+    is complete; daphne leaves the default. It is an *idle* timeout: unlike uvicorn's deadline, a
+    peer trickling a byte at a time keeps it alive (documented; uvicorn is the production server)."""
+    from daphne import server as daphne_server
+
+    base = daphne_server.HTTPFactory
+
+    class HandshakeTimeoutHTTPFactory(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.timeOut = timeout
+
+    daphne_server.HTTPFactory = HandshakeTimeoutHTTPFactory

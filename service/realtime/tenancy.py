@@ -3,8 +3,13 @@
 ``settings.TABCAST["APP_SOURCE"]`` names a function ``load_app(key=None, app_id=None)``
 returning an :class:`AppInfo` or None. Results are cached per process for a few seconds,
 so connects and publishes do not hit the database; a save in this process clears it.
+The cache is bounded (``APP_CACHE_SIZE`` apps, ``APP_CACHE_MISSES`` unknown keys, kept
+apart so misses never evict apps), and keys or ids that cannot exist are refused before
+any lookup.
 """
 
+import re
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -29,6 +34,7 @@ class AppInfo:
     previous_secret_expires: float = 0.0
     tenant_id: int | None = None
     webhook_url: str = ""
+    webhook_events: frozenset[str] | None = None  # names sent to webhook_url; None: every event
     extra: dict = field(default_factory=dict, compare=False)
 
     def valid_secrets(self, now: float | None = None) -> tuple[str, ...]:
@@ -54,33 +60,125 @@ class AppInfo:
         return False
 
 
-_cache: dict[tuple[str, object], tuple[float, AppInfo | None]] = {}
-
-
 def _loader():
     return import_string(settings.TABCAST["APP_SOURCE"])
 
 
-def get_app_sync(*, key: str | None = None, app_id: int | None = None) -> AppInfo | None:
-    cache_key = ("key", key) if key is not None else ("id", app_id)
-    hit = _cache.get(cache_key)
+# What an app key or id may look like at all. Anything else is refused before any lookup or
+# cache write, so a stranger's junk (a 500 KB "key") costs nothing and is never kept.
+# Keys are made by ``tenants.models.new_key`` (20 hex digits); the WebSocket route allows the
+# same alphabet up to 100 characters, and so does every other path (they all come here).
+MAX_KEY_LENGTH = 100
+KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_KEY_LENGTH)
+MAX_APP_ID = 2**63 - 1  # a database BIGINT; larger ids cannot exist (and overflow SQLite)
+
+
+def valid_key(key: object) -> bool:
+    return isinstance(key, str) and len(key) <= MAX_KEY_LENGTH and KEY_RE.fullmatch(key) is not None
+
+
+def valid_app_id(app_id: object) -> bool:
+    return type(app_id) is int and 0 < app_id <= MAX_APP_ID
+
+
+class _Segment:
+    """A bounded map with a time-to-live: the oldest entry goes first when it is full.
+
+    Reads take no lock (a dict lookup is atomic); writes do, since ``get_app_sync`` runs in
+    worker threads. Insertion order is expiry order (one TTL for all), so evicting the oldest
+    entry also evicts the first to expire.
+    """
+
+    __slots__ = ("entries", "max_size", "lock")
+
+    def __init__(self, max_size: int):
+        self.entries: dict = {}
+        self.max_size = max_size
+        self.lock = threading.Lock()
+
+    def get(self, cache_key, now: float):
+        hit = self.entries.get(cache_key)
+        if hit is not None and hit[0] > now:
+            return hit
+        return None
+
+    def put(self, cache_key, expires: float, app) -> None:
+        with self.lock:
+            entries = self.entries
+            entries.pop(cache_key, None)
+            while len(entries) >= self.max_size and entries:
+                del entries[next(iter(entries))]
+            entries[cache_key] = (expires, app)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+# Found apps and "no such app" answers live apart: a flood of unknown keys only ever evicts
+# other unknown keys, never a real app's entry (which would send its traffic to the database).
+_hits = _Segment(1)
+_misses = _Segment(1)
+_sized_for: tuple[int, int] | None = None
+
+
+def _segments() -> tuple[_Segment, _Segment]:
+    global _sized_for
+    sizes = (settings.TABCAST["APP_CACHE_SIZE"], settings.TABCAST["APP_CACHE_MISSES"])
+    if sizes != _sized_for:  # first use, or settings changed (tests)
+        _hits.max_size, _misses.max_size = max(1, sizes[0]), max(1, sizes[1])
+        _sized_for = sizes
+    return _hits, _misses
+
+
+def _cache_key(key, app_id):
+    return ("key", key) if key is not None else ("id", app_id)
+
+
+def _cached(cache_key):
     now = time.monotonic()
-    if hit and hit[0] > now:
+    return _hits.get(cache_key, now) or _misses.get(cache_key, now)
+
+
+def _acceptable(key, app_id) -> bool:
+    return valid_key(key) if key is not None else valid_app_id(app_id)
+
+
+def get_app_sync(*, key: str | None = None, app_id: int | None = None) -> AppInfo | None:
+    """The app with this key (or id), or None; malformed keys and ids are None without a lookup."""
+    if not _acceptable(key, app_id):
+        return None
+    cache_key = _cache_key(key, app_id)
+    hit = _cached(cache_key)
+    if hit is not None:
         return hit[1]
     app = _loader()(key=key, app_id=app_id)
-    _cache[cache_key] = (now + settings.TABCAST["APP_CACHE_SECONDS"], app)
+    ttl = settings.TABCAST["APP_CACHE_SECONDS"]
+    if ttl > 0:
+        hits, misses = _segments()
+        (hits if app is not None else misses).put(cache_key, time.monotonic() + ttl, app)
     return app
 
 
 async def get_app(*, key: str | None = None, app_id: int | None = None) -> AppInfo | None:
     """Cached lookup; only a miss goes to the database (in a thread)."""
-    cache_key = ("key", key) if key is not None else ("id", app_id)
-    hit = _cache.get(cache_key)
-    if hit and hit[0] > time.monotonic():
+    if not _acceptable(key, app_id):
+        return None
+    hit = _cached(_cache_key(key, app_id))
+    if hit is not None:
         return hit[1]
     return await sync_to_async(get_app_sync, thread_sensitive=False)(key=key, app_id=app_id)
 
 
+def cache_sizes() -> tuple[int, int]:
+    """(found apps, unknown keys/ids) currently cached in this process (tests, metrics)."""
+    return len(_hits), len(_misses)
+
+
 def forget_apps() -> None:
     """Drop cached app settings (called when an app is saved or deleted in this process)."""
-    _cache.clear()
+    _hits.clear()
+    _misses.clear()

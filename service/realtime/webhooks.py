@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import socket
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,8 +33,64 @@ MAX_IN_FLIGHT = 50
 QUEUE_LIMIT = 10_000
 
 
+# What the dashboard's "send test webhook" button sends: a real event name, so the tenant's
+# handler and signature check see exactly what they will see live, on a channel no client uses.
+TEST_CHANNEL = "tabcast-test-webhook"
+REFUSED = "not sent: the URL points at a private or unresolvable address"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One POST of a webhook body: when, which events, the HTTP status or what went wrong."""
+
+    at: float
+    url: str
+    events: tuple[str, ...]
+    status: int | None = None
+    error: str = ""
+    duration_ms: int = 0
+    test: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def signed_headers(app: AppInfo, body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Pusher-Key": app.key,
+            "X-Pusher-Signature": signatures.sign(app.secret, body.decode())}
+
+
+async def post_once(client: httpx.AsyncClient, app: AppInfo, body: bytes, *, test: bool = False) -> Attempt:
+    """POST ``body`` to the app's webhook URL once (the SSRF check already done), as an Attempt."""
+    names = tuple(event.get("name", "") for event in orjson.loads(body).get("events", ()))
+    started, at = time.monotonic(), time.time()
+    status, error = None, ""
+    try:
+        response = await client.post(app.webhook_url, content=body, headers=signed_headers(app, body))
+        status = response.status_code
+    except httpx.HTTPError as exc:
+        error = type(exc).__name__
+    return Attempt(at, app.webhook_url, names, status, error, round((time.monotonic() - started) * 1000), test)
+
+
+async def send_test(app: AppInfo) -> Attempt:
+    """The Settings page's test: one signed ``channel_occupied`` for TEST_CHANNEL, no retries."""
+    body = orjson.dumps({"time_ms": int(time.time() * 1000),
+                         "events": [{"name": "channel_occupied", "channel": TEST_CHANNEL}]})
+    if not await _allowed_destination(app.webhook_url):
+        return Attempt(time.time(), app.webhook_url, ("channel_occupied",),
+                       error=REFUSED, test=True)
+    async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as client:
+        return await post_once(client, app, body, test=True)
+
+
 class WebhookSender:
-    def __init__(self) -> None:
+    def __init__(self, on_queued=None, on_attempt=None) -> None:
+        # Called with the app id of each event queued: metering counts a webhook as a message.
+        self.on_queued = on_queued
+        # Awaited with (app, Attempt) after each POST: the dashboard's delivery log (tenants).
+        self.on_attempt = on_attempt
         self._queue: asyncio.Queue[tuple[AppInfo, bytes]] = asyncio.Queue(QUEUE_LIMIT)
         self._client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -44,11 +101,16 @@ class WebhookSender:
         """Queue one event for the app's webhook URL (nothing happens if it has none)."""
         if not app.webhook_url:
             return
+        if app.webhook_events is not None and event.get("name") not in app.webhook_events:
+            return  # the team did not ask for this kind of event (Settings → Webhooks)
         body = orjson.dumps({"time_ms": int(time.time() * 1000), "events": [event]})
         try:
             self._queue.put_nowait((app, body))
         except asyncio.QueueFull:
             log.warning("webhook queue full; dropping %s for app %s", event.get("name"), app.id)
+            return
+        if self.on_queued is not None:
+            self.on_queued(app.id)
 
     async def _run(self) -> None:
         while True:
@@ -65,24 +127,30 @@ class WebhookSender:
     async def _deliver(self, app: AppInfo, body: bytes) -> None:
         if not await _allowed_destination(app.webhook_url):
             log.warning("app %s: webhook URL points at a private address; not sending", app.id)
+            names = tuple(event.get("name", "") for event in orjson.loads(body).get("events", ()))
+            await self._record(app, Attempt(time.time(), app.webhook_url, names, error=REFUSED))
             return
-        headers = {"Content-Type": "application/json", "X-Pusher-Key": app.key,
-                   "X-Pusher-Signature": signatures.sign(app.secret, body.decode())}
         give_up_at = time.monotonic() + RETRY_FOR_SECONDS
         delay = 1.0
         while True:
-            try:
-                response = await self._client.post(app.webhook_url, content=body, headers=headers)
-                if 200 <= response.status_code < 300:
-                    return
-                problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                problem = type(exc).__name__
+            attempt = await post_once(self._client, app, body)
+            await self._record(app, attempt)
+            if attempt.ok:
+                return
+            problem = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error
             if time.monotonic() + delay > give_up_at:
                 log.warning("app %s: webhook failed for 5 minutes (%s); giving up", app.id, problem)
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
+
+    async def _record(self, app: AppInfo, attempt: Attempt) -> None:
+        if self.on_attempt is None:
+            return
+        try:
+            await self.on_attempt(app, attempt)
+        except Exception:  # noqa: BLE001 - the log is for people; delivery goes on without it
+            log.warning("app %s: could not record a webhook attempt", app.id, exc_info=True)
 
     async def close(self) -> None:
         self._task.cancel()

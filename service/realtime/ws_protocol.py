@@ -15,11 +15,21 @@ queue and the event with single-reader equivalents that allocate a future only w
 waits, and drops the handshake objects once the handshake is answered. Selected by
 ``serve`` (``service/realtime/server.py``); ``connection.py`` writes fan-out frames straight to
 its transport exactly as for the class it extends.
+
+It also carries the handshake deadline (see :class:`DeadlineHttpToolsProtocol` below) from the
+HTTP upgrade to the ASGI accept, and cancels it there.
+
+These classes rely on uvicorn's and websockets' internals (attribute names, what
+``handle_connect`` sets): ``requirements.txt`` pins those packages exactly and
+``internals.check_server_internals()`` fails ``serve`` at start if they changed.
 """
 
 import asyncio
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -27,10 +37,27 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()
         self.writable = _Writable()
+        # The HTTP protocol's deadline, handed over at the upgrade; cancelled once the app answers.
+        self.handshake_deadline: asyncio.TimerHandle | None = None
+
+    def connection_lost(self, exc):
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_deadline(self) -> None:
+        deadline = self.handshake_deadline
+        if deadline is not None:
+            deadline.cancel()
+            self.handshake_deadline = None
 
     async def send(self, message):
         await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            # A refusal with an HTTP response (an unknown path's 404) is a finished handshake;
+            # uvicorn 0.54 does not note it and logs "returned without completing handshake".
+            self.handshake_complete = True
         if self.handshake_complete and getattr(self, "response", None) is not None:
+            self._cancel_deadline()
             # Accepted or refused: neither the request nor the response is read again. The
             # headers are cleared too because websockets' parser generator keeps the request
             # in a local variable for the socket's life.
@@ -100,3 +127,77 @@ class _Writable:
             self._waiters.remove(waiter)
             if not self._waiters:
                 self._waiters = None
+
+
+class DeadlineHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for receiving a whole request.
+
+    uvicorn arms its keep-alive timeout only *between* requests, so a peer that sends half a
+    request (slowloris: a request line, then a header byte every few seconds, or never the
+    blank line) holds its socket forever. Here a request must be complete within
+    ``config.handshake_timeout`` seconds (``TABCAST_HANDSHAKE_TIMEOUT``, set by
+    ``server.uvicorn_config``) of the connection opening, or of the first byte of a later
+    request on a kept-alive connection; else the transport is aborted (no response is pending
+    then). For a WebSocket upgrade the timer is handed to :class:`LeanWebSocketProtocol`, which
+    cancels it when the app accepts or refuses: an upgraded socket whose ASGI accept never
+    comes is covered by the same deadline.
+
+    Cost: one timer per connection, not per request. A keep-alive connection's requests only
+    note their start time; when the timer fires it checks the request in progress, re-arms for
+    what is left of it, or lapses between requests until the next one starts.
+    """
+
+    _deadline: asyncio.TimerHandle | None = None
+    _started: float | None = None  # loop time the request in progress began; None between requests
+    _upgraded_to: "LeanWebSocketProtocol | None" = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._timeout = getattr(self.config, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT) or 0
+        if self._timeout > 0:
+            self._started = self.loop.time()
+            self._deadline = self.loop.call_later(self._timeout, self._expired)
+
+    def data_received(self, data: bytes) -> None:
+        if self._started is None and self._timeout > 0:  # the first bytes of a later request
+            self._started = self.loop.time()
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(self._timeout, self._expired)
+        super().data_received(data)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if not (self.parser.should_upgrade() and self._should_upgrade()):
+            self._started = None  # an upgrade stays "in progress" until the app answers
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        deadline = self._deadline
+        if deadline is None:
+            return
+        protocol = self.transport.get_protocol()
+        if isinstance(protocol, LeanWebSocketProtocol) and not protocol.handshake_complete:
+            self._upgraded_to = protocol
+            protocol.handshake_deadline = deadline
+        else:  # a protocol that would never cancel it: no deadline rather than a wrong one
+            deadline.cancel()
+            self._deadline = None
+
+    def connection_lost(self, exc) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().connection_lost(exc)
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self._started is None:
+            return  # between requests (uvicorn's keep-alive timeout governs); re-armed by the next one
+        left = self._started + self._timeout - self.loop.time()
+        if left > 0.001:  # a later request, started after the timer was set
+            self._deadline = self.loop.call_later(left, self._expired)
+            if self._upgraded_to is not None:
+                self._upgraded_to.handshake_deadline = self._deadline
+            return
+        if not self.transport.is_closing():
+            self.transport.abort()

@@ -1,15 +1,21 @@
 """The live demo: every frame of /demo/ is a "tab" sharing one socket, with the server's own
 connection count beside them.
 
-Anyone who knows an app key can open the demo, so what it can do is narrow: read the
-app's connection counts, publish short texts and sign subscriptions only on the demo's own
-channels (DEMO_CHANNEL and its private-/presence- twins), with rate limits.
+Whoever opens the demo holds nothing but an app's public key, yet the demo reads the app's
+connection counts, publishes into its channels and signs with its secret. So it only serves
+apps whose team switched the demo on in the dashboard (``App.demo_enabled``), the operator's
+own apps, and a logged-in member of the app's own team; for anyone else every demo URL answers
+404, as for an unknown key.
+Even then it is narrow: short texts, only the demo's own channels (DEMO_CHANNEL and its
+private-/presence- twins), with rate limits.
 """
 
+import functools
 import json
 import secrets
 from datetime import UTC, datetime
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -19,10 +25,14 @@ from django.views.decorators.http import require_POST, require_safe
 from service.api.engine import on_node
 from service.api.errors import BackendUnavailable
 from service.realtime import signatures
+from service.realtime.tenancy import get_app_sync
 
 from .assets import DEMO_DIR, file_response, sdk_version
 from .ratelimit import TokenBucket
-from .views import app_from_key
+from .views import KEY
+
+NOT_SERVED = ("No demo for this key: the key is unknown, or the app's team has not switched its "
+              "public demo on (Dashboard → the app → Settings → Public demo page).")
 
 DEMO_CHANNEL = "tabcast-demo"
 PUBLISH_CHANNELS = frozenset({DEMO_CHANNEL, f"private-{DEMO_CHANNEL}", f"presence-{DEMO_CHANNEL}"})
@@ -40,19 +50,65 @@ def _client(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+class NoDemo(Exception):
+    """The key names no app the demo may act for."""
+
+
+def demo_app(request):
+    """The app named by ?key= if the demo may act for it (see the module docstring), else NoDemo."""
+    key = request.GET.get("key", "")
+    app = get_app_sync(key=key) if KEY.fullmatch(key) else None
+    if app is None or not app.enabled or not (app.extra.get("demo") or _on_the_apps_team(request, app)):
+        raise NoDemo
+    return app
+
+
+def _on_the_apps_team(request, app) -> bool:
+    """A logged-in member of the app's own team may always try the demo with it."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or app.tenant_id is None:
+        return False
+    try:
+        return user.membership.tenant_id == app.tenant_id
+    except ObjectDoesNotExist:  # a user in no team (e.g. made by createsuperuser)
+        return False
+
+
+def _no_demo_page(request):
+    return render(request, "sdk/demo_unavailable.html", {"message": NOT_SERVED}, status=404)
+
+
+def _no_demo_json(request):
+    return JsonResponse({"error": NOT_SERVED}, status=404)
+
+
+def serves_demo(refused):
+    """Run the view with the demo's app as its second argument, or answer ``refused`` (a 404)."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                app = demo_app(request)
+            except NoDemo:
+                return refused(request)
+            return view(request, app, *args, **kwargs)
+        return wrapper
+    return decorate
+
+
 @require_safe
 @ensure_csrf_cookie
-def demo_page(request):
-    app = app_from_key(request)
+@serves_demo(_no_demo_page)
+def demo_page(request, app):
     return render(request, "sdk/demo.html", {"key": app.key, "app_name": app.name, "version": sdk_version()})
 
 
 @require_safe
 @xframe_options_sameorigin  # shown in the demo page's frames
 @ensure_csrf_cookie
-def demo_tab(request):
+@serves_demo(_no_demo_page)
+def demo_tab(request, app):
     """One "tab" of the demo (shown in an iframe of the demo page)."""
-    app = app_from_key(request)
     transport = request.GET.get("transport", "auto")
     if transport not in TRANSPORTS:
         transport = "auto"
@@ -72,9 +128,9 @@ def demo_script(request, name: str):
 
 
 @require_safe
-def demo_stats(request):
+@serves_demo(_no_demo_json)
+def demo_stats(request, app):
     """Only counts: physical sockets and the logical tabs they carry, for the key's app."""
-    app = app_from_key(request)
     try:
         sockets, tabs = on_node(lambda node: node.state.connection_counts(app.id))
     except BackendUnavailable:
@@ -85,9 +141,9 @@ def demo_stats(request):
 
 
 @require_POST
-def demo_publish(request):
+@serves_demo(_no_demo_json)
+def demo_publish(request, app):
     """Publish a short text to a demo channel (CSRF-protected, rate limited)."""
-    app = app_from_key(request)
     text = request.POST.get("text", "").strip()
     channel = request.POST.get("channel", DEMO_CHANNEL)
     if not text or len(text) > MAX_TEXT:
@@ -105,9 +161,9 @@ def demo_publish(request):
 
 
 @require_POST
-def demo_auth(request):
+@serves_demo(_no_demo_json)
+def demo_auth(request, app):
     """The demo's own auth endpoint: signs the demo's private/presence channels only."""
-    app = app_from_key(request)
     socket_id = request.POST.get("socket_id", "")
     channel = request.POST.get("channel_name", "")
     if channel not in SIGNABLE_CHANNELS or not _valid_socket_id(socket_id):

@@ -16,7 +16,7 @@ SDK_FILES = frozenset({
     "tabcast.js", "tabcast.js.map", "tabcast.mjs", "tabcast.mjs.map",
     "worker.js", "worker.js.map", "frame.js", "frame.js.map",
 })
-KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+KEY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 @require_safe
@@ -29,7 +29,7 @@ def sdk_file(request, name: str) -> HttpResponse:
 def app_from_key(request):
     """The app named by ?key=, or 404 (the key is public; it identifies, it does not authorize)."""
     key = request.GET.get("key", "")
-    app = get_app_sync(key=key) if KEY.match(key) else None
+    app = get_app_sync(key=key) if KEY.fullmatch(key) else None
     if app is None or not app.enabled:
         raise Http404("Unknown app key")
     return app
@@ -39,8 +39,14 @@ def app_from_key(request):
 @xframe_options_exempt  # this page exists to be framed, by the sites the app allows
 def frame(request) -> HttpResponse:
     app = app_from_key(request)
-    response = render(request, "sdk/frame.html", {"version": sdk_version()})
-    ancestors = " ".join(app.allowed_origins) if app.allowed_origins else "*"
+    # The SDK names the embedding page's origin (?origin=). One the app does not allow gets a
+    # frame that only answers "origin_not_allowed" (no worker; framable anywhere, it holds
+    # nothing), so the SDK can report it instead of a frame-ancestors block it cannot see.
+    # A page that lies about its origin gains nothing: the real frame stays CSP-restricted.
+    page_origin = request.GET.get("origin", "")[:300]
+    refused = "origin_not_allowed" if page_origin and not app.origin_allowed(page_origin) else ""
+    response = render(request, "sdk/frame.html", {"version": sdk_version(), "refused": refused})
+    ancestors = " ".join(app.allowed_origins) if app.allowed_origins and not refused else "*"
     response["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; worker-src 'self'; "
         f"frame-ancestors {ancestors}"

@@ -8,6 +8,7 @@ from django.urls import reverse, reverse_lazy
 
 from .. import services
 from ..forms import EmailAuthenticationForm, InvitationSignupForm, SignupForm
+from ..mail import email_configured
 from ..ratelimit import rate_limited
 
 # login() of a user we just created (not authenticate()d) must name its backend once several exist.
@@ -39,7 +40,18 @@ login_view = rate_limited("login")(auth_views.LoginView.as_view(
 
 logout_view = auth_views.LogoutView.as_view()
 
-password_reset = rate_limited("password_reset")(auth_views.PasswordResetView.as_view(
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset-by-email, but only when the server can send email: otherwise the page says
+    so and no token is made at all (never one that would only end up in a log)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not email_configured():
+            return render(request, "registration/password_reset_unavailable.html", status=503)
+        return super().dispatch(request, *args, **kwargs)
+
+
+password_reset = rate_limited("password_reset")(PasswordResetView.as_view(
     success_url=reverse_lazy("tenants:password_reset_done"),
     email_template_name="registration/password_reset_email.txt",
     subject_template_name="registration/password_reset_subject.txt"))

@@ -3,17 +3,22 @@
 import logging
 from datetime import timedelta
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from .. import services, snippets
+from service.realtime import webhooks
+
+from .. import services, snippets, webhook_log
 from ..access import tenant_app, tenant_required
 from ..forms import AppCreateForm, AppDeleteForm, AppSettingsForm
+from ..models import WebhookAttempt
 
 # Who did what to credentials, for the operator's audit trail; never the secrets themselves.
 audit = logging.getLogger("tenants.audit")
@@ -109,7 +114,27 @@ def app_settings(request, app):
         form.save()
         messages.success(request, "Settings saved. They apply to new connections within seconds.")
         return redirect("tenants:app_settings", app.id)
-    return render(request, "tenants/app_settings.html", {"app": app, "form": form})
+    return render(request, "tenants/app_settings.html", {
+        "app": app, "form": form, "attempts": webhook_log.recent(app), "attempts_kept": WebhookAttempt.KEEP,
+        "test_channel": webhooks.TEST_CHANNEL})
+
+
+@require_POST
+@tenant_app
+def app_webhook_test(request, app):
+    """Send one signed test webhook to the saved URL now and log it with the other attempts."""
+    if not app.webhook_url:
+        messages.error(request, "Save a webhook URL first.")
+        return redirect("tenants:app_settings", app.id)
+    attempt = async_to_sync(webhooks.send_test)(services.to_info(app))
+    webhook_log.record(app.id, attempt)
+    if attempt.ok:
+        messages.success(request, f"Test webhook delivered: HTTP {attempt.status} in {attempt.duration_ms} ms.")
+    elif attempt.status is not None:
+        messages.error(request, f"Your endpoint answered HTTP {attempt.status}; webhooks need a 2xx answer.")
+    else:
+        messages.error(request, f"Test webhook not delivered: {attempt.error}.")
+    return redirect(reverse("tenants:app_settings", args=[app.id]) + "#webhooks")
 
 
 @tenant_app

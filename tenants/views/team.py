@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from .. import services
 from ..access import owner_required, tenant_required
 from ..forms import InviteForm
+from ..mail import email_configured
 
 
 @tenant_required
@@ -20,10 +21,17 @@ def team(request):
             raise PermissionDenied("Only the team's owner can invite people.")
         if form.is_valid():
             email = form.cleaned_data["email"]
-            services.invite(request.tenant, email, request.user,
-                            lambda token: request.build_absolute_uri(reverse("tenants:invitation", args=[token])))
-            messages.success(request, f"Invitation sent to {email}. "
-                                      f"The link works for {services.INVITATION_VALID_DAYS} days.")
+            invitation = services.invite(
+                request.tenant, email, request.user,
+                lambda token: request.build_absolute_uri(reverse("tenants:invitation", args=[token])))
+            if email_configured():
+                messages.success(request, f"Invitation sent to {email}. "
+                                          f"The link works for {services.INVITATION_VALID_DAYS} days.")
+            else:  # nothing was sent: the owner passes the link on themselves
+                link = request.build_absolute_uri(reverse("tenants:invitation", args=[invitation.token]))
+                messages.warning(request, f"Email is not configured on this server, so nothing was sent. "
+                                          f"Send {email} this link yourself (it works for "
+                                          f"{services.INVITATION_VALID_DAYS} days): {link}")
             return redirect("tenants:team")
     return render(request, "tenants/team.html", {
         "form": form,

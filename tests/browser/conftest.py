@@ -63,7 +63,7 @@ def server(tabcast):
 @pytest.fixture(scope="module")
 def customer(server):
     """A customer site on another origin (same site: 127.0.0.1, another port) and its app."""
-    app = server.create_app("customer", client_events=True)
+    app = server.create_app("customer", client_events=True, demo=True)  # /demo/stats reports its counts
     site = CustomerSite(server.http, app).start()
     yield site
     site.stop()

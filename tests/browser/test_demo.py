@@ -16,7 +16,7 @@ def in_every_frame(page, selector: str) -> list:
 
 
 def test_demo_frames_share_one_connection_and_all_receive_a_publish(server, new_context):
-    app = server.create_app("demo")
+    app = server.create_app("demo", demo=True)
     page = new_context().new_page()
     page.goto(f"{server.http}/demo/?key={app['key']}")
     page.click("#add-tab")

@@ -1,6 +1,7 @@
 """Savings: computed from the counters, one plain sentence each; polling constants measured."""
 
 import http.client
+import re
 
 from billing.savings import POLL_REQUEST_BYTES, POLL_RESPONSE_HEADER_BYTES, human_bytes, savings
 
@@ -30,7 +31,14 @@ def test_polling_costs_a_request_per_tab_second_plus_the_payloads():
     polling = by_key()["polling"]
     poll_bytes = 100 * (POLL_REQUEST_BYTES + POLL_RESPONSE_HEADER_BYTES) + 5000
     assert polling.value == poll_bytes - 3000
-    assert "100 requests" in polling.sentence and human_bytes(poll_bytes) in polling.sentence
+    assert "100 requests" in polling.sentence
+
+
+def test_polling_card_shows_one_byte_count():
+    """The card's headline is its only byte figure: no "38.2 kB" beside "at least 38.8 kB"."""
+    polling = by_key({**USAGE, "tab_seconds": 100.0, "bytes": 600, "logical_bytes": 600})["polling"]
+    assert polling.display == human_bytes(polling.value) == "32.7 kB"
+    assert not re.search(r"\d(\.\d)? ?[kMGT]?B\b", polling.sentence), polling.sentence
 
 
 def test_singular_and_empty_usage_read_naturally():

@@ -121,9 +121,10 @@ def test_wrong_auth_key_is_401(tabcast, app):
     assert status == 401 and "auth_key" in error["error"]
 
 
-def test_unknown_app_is_404(tabcast, app):
+def test_unknown_app_is_401_like_a_bad_signature(tabcast, app):
+    # Not 404: app ids must not be enumerable (issue 9; tests/realtime/test_hardening_input.py).
     status, error = http(tabcast, "GET", signed(app, "GET", "/apps/999999/channels"))
-    assert status == 404 and error == {"error": "No app with id 999999", "code": 404}
+    assert status == 401 and error["error"].startswith("Invalid signature: expected HMAC-SHA256 hex digest of GET")
 
 
 @pytest.mark.parametrize("body,status,fragment", [

@@ -6,14 +6,21 @@ the heartbeat healing entries that Redis lost.
 """
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
+from django.conf import settings
 from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from service.realtime.hub import AppTraffic
+from service.realtime.local_layer import LocalChannelLayer
+from service.realtime.node import Node
 from service.realtime.state import CachedEvent, Member
 from service.realtime.state.memory import MemoryState
+from service.realtime.outage import redis_outage
+from service.realtime.state import redis as redis_state_module
 from service.realtime.state.redis import RedisState
 from tests.support.processes import RedisProcess
 
@@ -48,6 +55,22 @@ async def state(request):
     yield backend
     await backend.stop()
     await wipe(url, prefix)
+
+
+def fail_once(method, after: bool):
+    """``method`` that raises ConnectionError on its first call (``after``: once it has done its work)."""
+    calls = []
+
+    async def flaky(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1 and not after:
+            raise RedisConnectionError("injected: connection lost")
+        result = await method(*args, **kwargs)
+        if len(calls) == 1:
+            raise RedisConnectionError("injected: connection lost before the reply")
+        return result
+
+    return flaky
 
 
 class StateContract:
@@ -133,6 +156,41 @@ class StateContract:
         await state.add_traffic(APP, 2, 20, 200, logical_deliveries=30, logical_bytes=300)
         assert await state.traffic_totals(APP) == {
             "messages": 3, "deliveries": 30, "bytes": 300, "logical_deliveries": 30, "logical_bytes": 300}
+
+    async def test_metering_flush_writes_totals_and_bucket_once_per_seq(self, state):
+        assert await state.add_metering(APP, HOUR, 1, 10, 100, 20, 200, 1.5, seq=1) is True
+        assert await state.add_metering(APP, HOUR, 1, 10, 100, 20, 200, 1.5, seq=1) is False  # a retry
+        assert await state.add_metering(APP, HOUR, 2, 0, 0, seq=2) is True
+        assert await state.add_metering(OTHER_APP, HOUR, 5, 5, 5, seq=2) is True  # seqs are per app
+        assert await state.traffic_totals(APP) == {
+            "messages": 3, "deliveries": 10, "bytes": 100, "logical_deliveries": 20, "logical_bytes": 200}
+        assert await state.usage(APP, HOUR) == [
+            {"hour": HOUR, "messages": 3, "deliveries": 10, "bytes": 100, "logical_deliveries": 20,
+             "logical_bytes": 200, "tab_seconds": 1.5, "peak_sockets": 0, "peak_tabs": 0}]
+
+    @pytest.mark.parametrize("failure", ["between", "within"])
+    async def test_a_failed_metering_flush_is_counted_once_after_the_retry(self, state, monkeypatch, failure):
+        """The node's flush fails once, half done: between its writes, or after Redis applied it
+        but before the reply came back. The retry must count the traffic once, not twice."""
+        node = Node(layer=LocalChannelLayer(), state=state)
+        node.hub.traffic[APP] = AppTraffic(deliveries=30, bytes=300, messages=3, logical_deliveries=40,
+                                           logical_bytes=400)
+        if failure == "between":  # the second of two separate writes fails
+            monkeypatch.setattr(state, "add_usage", fail_once(state.add_usage, after=False))
+        else:  # the combined write is applied, then the connection drops before its reply
+            monkeypatch.setattr(state, "add_metering", fail_once(getattr(state, "add_metering", None), after=True),
+                                raising=False)
+            monkeypatch.setattr(state, "add_traffic", fail_once(state.add_traffic, after=True))
+        # (A flush that makes one combined write has no "between": then nothing fails here.)
+        with contextlib.suppress(RedisConnectionError):
+            await node._flush_traffic_once()
+            assert failure == "between", "the injected failure must reach the flush"
+        await node._flush_traffic_once()  # the next round retries
+        await node._flush_traffic_once()
+        assert await state.traffic_totals(APP) == {
+            "messages": 3, "deliveries": 30, "bytes": 300, "logical_deliveries": 40, "logical_bytes": 400}
+        [bucket] = await state.usage(APP, 0)
+        assert (bucket["messages"], bucket["deliveries"], bucket["bytes"]) == (3, 30, 300)
 
     async def test_usage_buckets_add_counts_and_keep_peaks(self, state):
         await state.add_usage(APP, HOUR, 1, 2, 3, 4, 5, 1.5)
@@ -223,6 +281,26 @@ class TestSharedRedisState:
             lasts = await asyncio.gather(a.remove_member(APP, channel, "1.1", "u"),
                                          b.remove_member(APP, channel, "2.1", "u"))
             assert sorted(lasts) == [False, True]
+
+    async def test_a_busy_pool_is_waited_for_not_taken_for_an_outage(self, nodes, monkeypatch):
+        """Under load every pooled connection is busy for longer than the pool's wait timeout.
+
+        That is not Redis being away: answering "first socket of this user" from local state
+        (as during an outage) sent member_added a second time for a user present elsewhere.
+        """
+        monkeypatch.setitem(settings.TABCAST, "REDIS_POOL_SIZE", 1)
+        monkeypatch.setattr(redis_state_module, "POOL_SIZE", 1)  # (the constant before the setting)
+        a, b = await nodes(), await nodes()
+        assert await b.add_member(APP, "presence-r", "2.1", Member("u")) is True
+        # 40 commands each holding a's only connection for 0.1-0.2 s: the last in line waits 6-7 s
+        # (redis-py's pool gave up after 5 s).
+        load = [a.redis.blpop([f"{a.prefix}:nothing"], timeout=0.1) for _ in range(40)]
+        *waited, first = await asyncio.gather(*load, a.add_member(APP, "presence-r", "1.1", Member("u")),
+                                              return_exceptions=True)
+        assert first is False  # present through b: no second member_added
+        assert not [outcome for outcome in waited if isinstance(outcome, Exception)]
+        assert a._reachable and "state" not in redis_outage.down
+        assert list(await b.members(APP, "presence-r")) == ["u"]
 
     async def test_member_removed_only_after_the_last_node_lets_go(self, nodes):
         a, b = await nodes(), await nodes()
@@ -316,6 +394,11 @@ class TestSharedRedisState:
                 await b.channels(APP)
             server.start()
             await a._heartbeat()
+            # b failed a read, so it knows Redis was away: its own heartbeat notices the return quickly.
+            for _ in range(100):
+                if b._reachable:
+                    break
+                await asyncio.sleep(0.02)
             assert await b.channels(APP) == {"news": 2}
             assert list(await b.members(APP, "presence-r")) == ["u"]
             assert await b.connection_counts(APP) == (2, 2)

@@ -22,7 +22,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def app(server):
-    return server.create_app("views", client_events=True)
+    return server.create_app("views", client_events=True, demo=True)
 
 
 def demo_session(server, app) -> tuple[requests.Session, str]:
@@ -59,7 +59,7 @@ def test_unknown_sdk_files_are_404(server):
 
 
 def test_frame_may_be_framed_by_the_apps_allowed_origins_only(server):
-    app = server.create_app("framed")
+    app = server.create_app("framed", demo=True)
     open_frame = requests.get(f"{server.http}/sdk/v1/frame.html?key={app['key']}", timeout=5)
     assert open_frame.status_code == 200
     assert "X-Frame-Options" not in open_frame.headers
@@ -95,7 +95,7 @@ def test_publish_only_short_texts_to_demo_channels(server, app):
 
 
 def test_publish_is_rate_limited(server):
-    app = server.create_app("limited")
+    app = server.create_app("limited", demo=True)
     session, token = demo_session(server, app)
     url = f"{server.http}/demo/publish?key={app['key']}"
     statuses = [session.post(url, data={"text": f"m{i}"}, headers={"X-CSRFToken": token}, timeout=5).status_code

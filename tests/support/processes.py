@@ -47,7 +47,10 @@ class TabcastProcess:
         self.server = server
         self.env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         self.env.update({"TABCAST_VAR_DIR": self.var_dir, "TABCAST_APP_CACHE_SECONDS": "0",
-                         "DJANGO_SETTINGS_MODULE": "service.settings", "PYTHONUNBUFFERED": "1"})
+                         "DJANGO_SETTINGS_MODULE": "service.settings", "PYTHONUNBUFFERED": "1",
+                         # SIGTERM spreads the 4200 closes over this window (10 s by default): short
+                         # here so stopping a server with sockets open stays fast; drain tests set it.
+                         "TABCAST_DRAIN_SECONDS": "1"})
         if redis_url:
             self.env["REDIS_URL"] = redis_url
             # Processes sharing a database are one cluster; other clusters on the same Redis must
@@ -108,15 +111,17 @@ class TabcastProcess:
         except OSError:
             return ""
 
-    def create_app(self, name: str = "test", client_events: bool = False, **settings) -> dict:
-        app = self.create_apps(1, name, client_events)[0]
+    def create_app(self, name: str = "test", client_events: bool = False, demo: bool = False, **settings) -> dict:
+        app = self.create_apps(1, name, client_events, demo)[0]
         if settings:
             self.update_app(app["app_id"], **settings)
         return app
 
-    def create_apps(self, count: int, name: str = "test", client_events: bool = False) -> list[dict]:
+    def create_apps(self, count: int, name: str = "test", client_events: bool = False,
+                    demo: bool = False) -> list[dict]:
         """Create apps in one manage.py run (each run costs a second of Django start-up)."""
-        args = ["create_app", name, "--json", "--count", str(count)] + (["--client-events"] if client_events else [])
+        args = ["create_app", name, "--json", "--count", str(count)] + (["--client-events"] if client_events else []) \
+            + (["--demo"] if demo else [])
         return [{**app, "host": "127.0.0.1", "port": self.port, "appId": app["app_id"]}
                 for app in map(json.loads, self.manage(*args).splitlines())]
 

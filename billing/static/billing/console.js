@@ -12,8 +12,37 @@
     connected: "Connected", disconnected: "Disconnected", subscribed: "Subscribed", unsubscribed: "Unsubscribed",
     published: "Published", client_event: "Client event", error: "Error", dropped: "Not shown",
   };
+  // The last few minutes of events survive a reload: kept in this tab's sessionStorage, per
+  // app (its debug channel), at most KEEP_EVENTS of them and none older than KEEP_SECONDS.
+  const STORE_KEY = `tabcast-console:${page.channel}`;
+  const KEEP_SECONDS = 300;
+  const KEEP_EVENTS = 500;
   let paused = false;
   let count = 0;
+  let kept = loadKept();
+
+  function loadKept() {
+    try {
+      const events = JSON.parse(sessionStorage.getItem(STORE_KEY) || "[]");
+      return Array.isArray(events) ? fresh(events) : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function fresh(events) {
+    const since = Date.now() / 1000 - KEEP_SECONDS;
+    return events.filter((event) => event && typeof event.t === "number" && event.t >= since).slice(-KEEP_EVENTS);
+  }
+
+  function keep(events) {
+    kept = fresh(kept.concat(events));
+    try {
+      sessionStorage.setItem(STORE_KEY, JSON.stringify(kept));
+    } catch (e) {
+      // Storage full or disabled: the console still works, it only forgets on reload.
+    }
+  }
 
   function channelsOf(event) {
     return event.channels || (event.channel ? [event.channel] : []);
@@ -26,13 +55,20 @@
 
   function details(event) {
     const parts = [];
-    if (event.event) parts.push(`event ${event.event}`);
-    if (event.bytes !== undefined) parts.push(`${event.bytes} bytes`);
-    if (event.socket_id) parts.push(`socket ${event.socket_id}`);
-    if (event.origin) parts.push(`from ${event.origin}`);
-    if (event.code) parts.push(`code ${event.code}`);
-    if (event.message) parts.push(event.message);
-    return parts.join(" · ");
+    if (event.event) parts.push(["event", `event ${event.event}`]);
+    if (event.bytes !== undefined) parts.push(["bytes", `${event.bytes} bytes`]);
+    if (event.socket_id) parts.push(["socket", `socket ${event.socket_id}`]);
+    if (event.origin) parts.push(["origin", `from ${event.origin}`]);
+    if (event.code) parts.push(["code", `code ${event.code}`]);
+    if (event.message) parts.push(["message", event.message]);
+    const td = document.createElement("td");
+    for (const [name, text] of parts) {
+      const span = document.createElement("span");
+      span.className = `console-detail console-${name}`;
+      span.textContent = text;
+      td.appendChild(span);
+    }
+    return td;
   }
 
   function cell(text, className) {
@@ -42,10 +78,10 @@
     return td;
   }
 
-  function addRow(event) {
+  function addRow(event, restored) {
     const tr = document.createElement("tr");
     tr.dataset.channels = channelsOf(event).join(" ");
-    tr.className = `console-row console-row--${event.kind}`;
+    tr.className = `console-row console-row--${event.kind}${restored ? " console-row--restored" : ""}`;
     tr.hidden = !matches(event);
     const time = new Date(event.t * 1000).toLocaleTimeString([], { hour12: false }) +
       `.${String(Math.floor((event.t % 1) * 1000)).padStart(3, "0")}`;
@@ -54,7 +90,7 @@
     badge.className = `kind kind--${event.kind}`;
     badge.textContent = LABELS[event.kind] || event.kind;
     kind.appendChild(badge);
-    tr.append(cell(time, "mono"), kind, cell(channelsOf(event).join(", ") || "—", "mono"), cell(details(event)));
+    tr.append(cell(time, "mono console-time"), kind, cell(channelsOf(event).join(", ") || "—", "mono"), details(event));
     rows.prepend(tr);
     while (rows.children.length > MAX_ROWS) rows.lastChild.remove();
     table.hidden = false;
@@ -66,21 +102,40 @@
   function onEvents(data) {
     if (paused) return;
     const batch = typeof data === "string" ? JSON.parse(data) : data;
-    batch.events.forEach(addRow);
+    const shown = batch.events.slice();
     if (batch.dropped) {
-      addRow({ t: Date.now() / 1000, kind: "dropped", message: `${batch.dropped} more events were not shown (rate limit)` });
+      shown.push({ t: Date.now() / 1000, kind: "dropped", message: `${batch.dropped} more events were not shown (rate limit)` });
     }
+    shown.forEach((event) => addRow(event, false));
+    keep(shown);
+  }
+
+  function restore() {
+    if (!kept.length) return;
+    kept.forEach((event) => addRow(event, true));
+    const note = document.createElement("tr");
+    note.className = "console-restored-note";
+    note.id = "console-restored";
+    const td = document.createElement("td");
+    td.colSpan = 4;
+    td.textContent = `${kept.length} earlier event${kept.length === 1 ? "" : "s"} from the last ${KEEP_SECONDS / 60} minutes, kept across the reload`;
+    note.appendChild(td);
+    rows.prepend(note);
   }
 
   filterInput.addEventListener("input", () => {
     const wanted = filterInput.value.trim();
-    for (const tr of rows.children) tr.hidden = Boolean(wanted) && !tr.dataset.channels.includes(wanted);
+    for (const tr of rows.children) {
+      if (tr.dataset.channels !== undefined) tr.hidden = Boolean(wanted) && !tr.dataset.channels.includes(wanted);
+    }
   });
   document.getElementById("pause").addEventListener("click", (e) => {
     paused = !paused;
     e.target.textContent = paused ? "Resume" : "Pause";
   });
   document.getElementById("clear").addEventListener("click", () => {
+    kept = [];
+    sessionStorage.removeItem(STORE_KEY);
     rows.replaceChildren();
     count = 0;
     document.getElementById("event-count").textContent = "0 events";
@@ -117,5 +172,6 @@
       .catch(() => { result.textContent = "Could not publish; try again."; });
   });
 
+  restore();
   window.TabcastDashboard.subscribe(page.channel, "events", onEvents);
 })();

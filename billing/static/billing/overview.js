@@ -26,22 +26,37 @@
     document.getElementById(id).textContent = value;
   }
 
-  function onMetrics(data) {
-    const sample = typeof data === "string" ? JSON.parse(data) : data;
+  function push(sample) {
     const last = live.t[live.t.length - 1];
-    if (last !== undefined && sample.t <= last) return; // already plotted
+    if (last !== undefined && sample.t <= last) return false; // already plotted
     live.t.push(sample.t);
     live.sockets.push(sample.sockets);
     live.tabs.push(sample.tabs);
     live.messages.push(sample.messages_per_s ?? null);
     live.deliveries.push(sample.deliveries_per_s ?? null);
     while (live.t.length && live.t[0] < sample.t - WINDOW) Object.values(live).forEach((a) => a.shift());
+    return true;
+  }
+
+  function plotLive(now) {
+    while (live.t.length && live.t[0] <= now - WINDOW) Object.values(live).forEach((a) => a.shift());
     // An empty point five minutes back keeps the x axis at the full window from the first sample.
-    const x = [sample.t - WINDOW, ...live.t];
+    const x = [now - WINDOW, ...live.t];
     const series = (values) => [null, ...values];
     connectionsChart.setData([x, series(live.sockets), series(live.tabs)]);
     connectionsChart.root.parentElement.dataset.samples = live.t.length; // for tests and curious readers
     messagesChart.setData([x, series(live.messages), series(live.deliveries)]);
+  }
+
+  // The server recorded the last five minutes of connection counts: start with them, not empty.
+  const recorded = JSON.parse(document.getElementById("live-history").textContent || "[]");
+  recorded.forEach(push);
+  if (live.t.length) plotLive(Math.max(live.t[live.t.length - 1], Date.now() / 1000));
+
+  function onMetrics(data) {
+    const sample = typeof data === "string" ? JSON.parse(data) : data;
+    if (!push(sample)) return;
+    plotLive(sample.t);
     setText("kpi-sockets", sample.sockets);
     setText("kpi-tabs", sample.tabs);
     setText("kpi-saved", Math.max(sample.tabs - sample.sockets, 0));

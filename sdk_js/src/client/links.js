@@ -33,7 +33,8 @@ export async function openWorkerLink({ workerUrl, key, tabLock, onMessage, onFai
 export function openFrameLink({ origin, key, tab, signal, onMessage, onFailure }) {
   return new Promise((resolve, reject) => {
     const iframe = document.createElement('iframe');
-    const query = new URLSearchParams({ v: SDK_VERSION, key });
+    // The page's origin lets the server answer "not allowed" instead of a frame CSP blocks silently.
+    const query = new URLSearchParams({ v: SDK_VERSION, key, origin: location.origin });
     iframe.src = `${origin}/sdk/v1/frame.html?${query}`;
     iframe.title = 'Tabcast connection';
     iframe.setAttribute('aria-hidden', 'true');
@@ -54,6 +55,7 @@ export function openFrameLink({ origin, key, tab, signal, onMessage, onFailure }
         resolve(link);
       } else if (data.type === 'tabcast:error') {
         const error = new Error(data.error || 'Tabcast frame failed');
+        if (data.failure && typeof data.failure.reason === 'string') error.failure = data.failure;
         if (link) onFailure(error);
         else {
           remove();

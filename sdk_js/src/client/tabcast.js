@@ -19,15 +19,22 @@ class ConnectionView extends Dispatcher {
     super();
     this.state = 'initialized';
     this.socket_id = null;
+    this.failure = null; // once failed: {reason, code?, message?}, e.g. reason 'origin_not_allowed'
   }
 
-  _set(current, socketId) {
+  _set(current, socketId, failure = null) {
     this.socket_id = current === 'connected' ? socketId : null;
     const previous = this.state;
     if (previous === current) return;
     this.state = current;
-    this.emit('state_change', { previous, current });
-    this.emit(current);
+    this.failure = current === 'failed' ? (failure || { reason: 'unavailable' }) : null;
+    if (current === 'failed') {
+      this.emit('state_change', { previous, current, reason: this.failure.reason, failure: this.failure });
+      this.emit(current, this.failure);
+    } else {
+      this.emit('state_change', { previous, current });
+      this.emit(current);
+    }
   }
 }
 
@@ -154,6 +161,8 @@ export class Tabcast {
         if (this.link === link) this.link = null;
         this.lastError = err;
         this._debug(`transport ${name} unavailable: ${err?.message || err}`);
+        // The server refused this page (e.g. its origin): every other transport would be refused too.
+        if (err?.failure) return this._fail(err, err.failure);
       } finally {
         clearTimeout(timer);
       }
@@ -196,10 +205,29 @@ export class Tabcast {
     if (this.options.debug) console.debug(`[tabcast ${this.tab}] ${text}`); // eslint-disable-line no-console
   }
 
-  _fail(err) {
+  _fail(err, failure = null) {
     this.lastError = err;
-    this.connection._set('failed');
+    this._failed(failure || { reason: 'unavailable', message: String(err?.message || err) });
     this.connection.emit('error', { type: 'TabcastError', error: String(err?.message || err) });
+  }
+
+  // The connection failed: set the state, and say once in the console how to fix a blocked origin.
+  _failed(failure, socketId = null) {
+    this.connection._set('failed', socketId, failure);
+    if (failure?.reason === 'origin_not_allowed' && !this.originReported) {
+      this.originReported = true;
+      const origin = globalThis.location?.origin || 'this page\'s origin';
+      console.error( // eslint-disable-line no-console
+        `Tabcast: the app ${this.key} does not allow connections from ${origin}, so the connection `
+        + `failed (reason "origin_not_allowed"; it will not retry). To fix it, add ${origin} to the `
+        + "app's Allowed origins in the Tabcast dashboard (Settings).");
+    }
+  }
+
+  // A state from the hub: a failure carries why (see hub/socket.js).
+  _setState(msg) {
+    if (msg.current === 'failed') this._failed(msg.failure || { reason: 'refused' }, msg.socket_id);
+    else this.connection._set(msg.current, msg.socket_id);
   }
 
   _hello() {
@@ -227,7 +255,7 @@ export class Tabcast {
         link.greeting = null;
         this.transport = link.name; // before the state change, so its listeners can see it
         this.lastPing = Date.now();
-        this.connection._set(msg.current, msg.socket_id);
+        this._setState(msg);
         break;
       case 'mismatch':
         link.greeting?.refuse(new Error(`hub speaks protocol ${msg.v}, this tab ${PROTOCOL_VERSION}`));
@@ -237,7 +265,7 @@ export class Tabcast {
         this.lastPing = Date.now();
         this._post({ t: 'pong' });
         break;
-      case 'state': this.connection._set(msg.current, msg.socket_id); break;
+      case 'state': this._setState(msg); break;
       case 'authorize': this._authorize(msg); break;
       case 'subscribed': this._subscribed(msg); break;
       case 'sub_error': this.channels.get(msg.channel)?._failed(msg.error); break;

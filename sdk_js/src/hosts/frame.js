@@ -18,6 +18,13 @@ addEventListener('message', async (event) => {
   if (type !== 'tabcast:connect' || !TAB_ID.test(tab) || !KEY.test(key) || connected.has(tab)) return;
   connected.add(tab);
   const reply = (msg, transfer) => parent.postMessage(msg, event.origin, transfer);
+  // The server refused this page's origin (the frame says so instead of creating a worker).
+  const refused = document.documentElement.dataset.refused;
+  if (refused) {
+    const message = `Origin not allowed: ${event.origin}`;
+    reply({ type: 'tabcast:error', tab, error: message, failure: { reason: refused, code: 4009, message } });
+    return;
+  }
   try {
     await holdLock(tabLockName(tab));
     const query = new URLSearchParams({ v: SDK_VERSION, key, origin: event.origin });

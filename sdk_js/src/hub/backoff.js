@@ -10,6 +10,19 @@ export function closeAction(code) {
   return BACKOFF;
 }
 
+// Why a refused connection failed, for `connection.bind('failed', ({reason}) => ...)`.
+// The server's pusher:error message tells 4009's causes apart (consumer.websocket_connect).
+const REFUSALS = {
+  4001: 'app_not_found', 4003: 'app_disabled', 4004: 'over_connection_quota', 4005: 'path_not_found',
+  4007: 'unsupported_protocol', 4009: 'unauthorized',
+};
+
+export function refusalReason(code, message = '') {
+  if (code === 4009 && /^origin not allowed/i.test(message)) return 'origin_not_allowed';
+  if (code === 4009 && /terminated|disconnected by the app/i.test(message)) return 'terminated';
+  return REFUSALS[code] ?? 'refused';
+}
+
 // Exponential backoff with "equal jitter": half the ceiling fixed, half random, so a server
 // restart does not get every browser back in the same millisecond.
 export function backoffDelay(attempt, { min = 1000, max = 30000 } = {}, random = Math.random) {

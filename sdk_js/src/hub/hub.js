@@ -167,7 +167,9 @@ export class Hub {
 
   _stateMessage() {
     const state = this.socket?.state ?? 'initialized';
-    return { current: state, socket_id: state === 'connected' ? this.socket.socketId : null };
+    const msg = { current: state, socket_id: state === 'connected' ? this.socket.socketId : null };
+    if (state === 'failed' && this.socket.failure) msg.failure = this.socket.failure; // why it was refused
+    return msg;
   }
 
   _heartbeat() {

@@ -2,7 +2,7 @@
 // reconnection (by close-code range, exponential backoff with jitter). It knows nothing
 // about tabs: the hub decides what to subscribe.
 
-import { NOW, STOP, backoffDelay, closeAction } from './backoff.js';
+import { NOW, STOP, backoffDelay, closeAction, refusalReason } from './backoff.js';
 
 const PONG_TIMEOUT_MS = 30000;
 const PONG_NOT_RECEIVED = 4201;
@@ -27,12 +27,15 @@ export class PusherSocket {
     this.retryTimer = null;
     this.activityTimer = null;
     this.wanted = false;
+    this.failure = null; // why the server refused us, once failed: {reason, code, message}
+    this.refusal = null; // the pusher:error that came before the server closed the socket
   }
 
   connect() {
     this.wanted = true;
     if (this.ws || this.retryTimer) return;
     this.attempt = 0;
+    this.failure = null;
     this._open();
   }
 
@@ -93,6 +96,11 @@ export class PusherSocket {
     this._armActivityTimer(); // any frame proves the connection alive
     if (frame.event === 'pusher:connection_established') {
       this._setState('connected');
+    } else if (frame.event === 'pusher:error') {
+      // 4000-4099 (origin not allowed, unknown app...): the server closes with that code next.
+      const data = typeof frame.data === 'string' ? parseJson(frame.data) : frame.data;
+      if (data && typeof data === 'object' && closeAction(data.code) === STOP) this.refusal = data;
+      this.onFrame(frame);
     } else if (frame.event === 'pusher:ping') {
       this.send({ event: 'pusher:pong', data: {} });
     } else if (frame.event !== 'pusher:pong') {
@@ -107,8 +115,12 @@ export class PusherSocket {
     this._clearTimers();
     if (!this.wanted) return;
     const action = closeAction(code);
+    const refusal = this.refusal;
+    this.refusal = null;
     if (action === STOP) {
       this.wanted = false;
+      const message = refusal?.code === code ? String(refusal.message ?? '') : '';
+      this.failure = { reason: refusalReason(code, message), code, message };
       this._setState('failed');
       return;
     }
@@ -146,5 +158,13 @@ export class PusherSocket {
     if (previous === current) return;
     this.state = current;
     this.onState(previous, current);
+  }
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

@@ -38,6 +38,15 @@ class CachedEvent:
     ttl: int  # seconds left
 
 
+# Seconds of per-second connection counts kept per app (note_connections / connection_history).
+CONNECTION_HISTORY_SECONDS = 300
+
+
+# The pseudo presence channel of signed-in users (watchlist events): user_online/user_offline
+# keep its members with add_member/remove_member; '#' keeps every client and API call off it.
+ONLINE_CHANNEL = "#online"
+
+
 class ClusterState(Protocol):
     node_id: str
     # Names the store of the usage buckets: the same for every process sharing it, and new
@@ -83,6 +92,26 @@ class ClusterState(Protocol):
         Each is returned to one caller only, which announces member_removed for it.
         """
 
+    # --- signed-in users (watchlist events) ---
+    async def user_online(self, app_id: int, socket_id: str, user_id: str) -> bool:
+        """A socket signed in as ``user_id``; True if it is the user's first connection cluster-wide.
+
+        Atomic across processes, as add_member (it is add_member on ONLINE_CHANNEL); a process
+        that dies takes its users with it: reap_departed returns them with ONLINE_CHANNEL."""
+
+    async def user_offline(self, app_id: int, socket_id: str, user_id: str) -> bool:
+        """That socket is no longer signed in; True if it was the user's last connection."""
+
+    async def users_online(self, app_id: int, user_ids: list[str]) -> set[str]:
+        """Which of ``user_ids`` are signed in somewhere (on a live process)."""
+
+    # --- held-back webhooks (channel_vacated / member_removed) ---
+    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> None:
+        """Mark a leave webhook (``key``) as held back, for at most ``ttl`` seconds."""
+
+    async def release_webhook(self, app_id: int, key: str) -> bool:
+        """Remove the mark; True if it was there. Of concurrent callers exactly one gets True."""
+
     # --- connections ---
     async def connections_changed(self, app_id: int, sockets: int, tabs: int) -> None:
         """Add deltas to this node's count of physical sockets and logical tabs for an app."""
@@ -117,8 +146,27 @@ class ClusterState(Protocol):
         ``tab_seconds``: logical tabs connected to this process times the seconds they were.
         """
 
+    async def add_metering(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
+                           logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0,
+                           seq: int = 0) -> bool:
+        """``add_traffic`` and ``add_usage`` of one metering flush, all or nothing (the node's flush uses this).
+
+        ``seq`` (> 0) numbers this process's flushes, increasing: a flush whose seq was already
+        applied is skipped, so retrying a flush whose outcome is unknown (the reply was lost)
+        never counts it twice. Returns False if it was skipped.
+        """
+
     async def note_peaks(self, app_id: int, hour: int, sockets: int, tabs: int) -> None:
         """Raise the bucket's peak physical sockets / logical tabs to at least these values."""
+
+    async def note_connections(self, app_id: int, second: int, sockets: int, tabs: int) -> None:
+        """Record the app's cluster-wide counts at a whole second (the dashboard's 5-minute chart).
+
+        A ring of CONNECTION_HISTORY_SECONDS slots per app: every process may write the same
+        second (the same cluster-wide counts); the last write wins."""
+
+    async def connection_history(self, app_id: int, since: int) -> list[tuple[int, int, int]]:
+        """(second, sockets, tabs) recorded from ``since`` on, oldest first (at most the ring's length)."""
 
     async def usage(self, app_id: int, since_hour: int) -> list[dict[str, int]]:
         """Buckets from ``since_hour`` on, oldest first: {"hour", "messages", "deliveries", "bytes",

@@ -4,7 +4,7 @@ import time
 import uuid
 from collections import defaultdict
 
-from .base import CachedEvent, ClusterState, Member
+from .base import CONNECTION_HISTORY_SECONDS, ONLINE_CHANNEL, CachedEvent, ClusterState, Member
 
 TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes")
 
@@ -20,6 +20,9 @@ class MemoryState:
         self._cache: dict[tuple[int, str], tuple[float, CachedEvent]] = {}
         self._traffic: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(TRAFFIC_FIELDS, 0))
         self._usage: dict[tuple[int, int], dict[str, int]] = {}
+        self._metered: dict[int, int] = {}  # app -> seq of the last metering flush applied
+        # app -> second % CONNECTION_HISTORY_SECONDS -> (second, sockets, tabs)
+        self._conn_history: dict[int, dict[int, tuple[int, int, int]]] = {}
 
     async def start(self) -> None:
         pass
@@ -75,6 +78,24 @@ class MemoryState:
 
     async def reap_departed(self) -> list[tuple[int, str, Member]]:
         return []  # one process: its members always leave through remove_member
+
+    async def user_online(self, app_id: int, socket_id: str, user_id: str) -> bool:
+        return await self.add_member(app_id, ONLINE_CHANNEL, socket_id, Member(user_id))
+
+    async def user_offline(self, app_id: int, socket_id: str, user_id: str) -> bool:
+        return await self.remove_member(app_id, ONLINE_CHANNEL, socket_id, user_id)
+
+    async def users_online(self, app_id: int, user_ids: list[str]) -> set[str]:
+        users = self._presence.get((app_id, ONLINE_CHANNEL), {})
+        return {user for user in user_ids if user in users}
+
+    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> None:
+        held = self.__dict__.setdefault("_held", {})  # (app, key) -> expiry (monotonic)
+        held[(app_id, key)] = time.monotonic() + ttl
+
+    async def release_webhook(self, app_id: int, key: str) -> bool:
+        expires = self.__dict__.get("_held", {}).pop((app_id, key), None)
+        return expires is not None and expires > time.monotonic()
 
     async def connections_changed(self, app_id: int, sockets: int, tabs: int) -> None:
         counts = self._conns[app_id]
@@ -133,10 +154,34 @@ class MemoryState:
         bucket["logical_bytes"] += logical_bytes
         bucket["tab_seconds"] += tab_seconds
 
+    async def add_metering(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
+                           logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0,
+                           seq: int = 0) -> bool:
+        if seq and self._metered.get(app_id, 0) >= seq:
+            return False
+        if seq:
+            self._metered[app_id] = seq
+        # One step with no await in it: both writes happen or neither does.
+        totals, bucket = self._traffic[app_id], self._bucket(app_id, hour)
+        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes),
+                                strict=True):
+            totals[field] += value
+            bucket[field] += value
+        bucket["tab_seconds"] += tab_seconds
+        return True
+
     async def note_peaks(self, app_id: int, hour: int, sockets: int, tabs: int) -> None:
         bucket = self._bucket(app_id, hour)
         bucket["peak_sockets"] = max(bucket["peak_sockets"], sockets)
         bucket["peak_tabs"] = max(bucket["peak_tabs"], tabs)
+
+    async def note_connections(self, app_id: int, second: int, sockets: int, tabs: int) -> None:
+        second = int(second)
+        self._conn_history.setdefault(app_id, {})[second % CONNECTION_HISTORY_SECONDS] = (second, sockets, tabs)
+
+    async def connection_history(self, app_id: int, since: int) -> list[tuple[int, int, int]]:
+        ring = self._conn_history.get(app_id, {})
+        return sorted(sample for sample in ring.values() if sample[0] >= since)
 
     async def usage(self, app_id: int, since_hour: int) -> list[dict[str, int]]:
         return [dict(b) for (a, h), b in sorted(self._usage.items(), key=lambda kv: kv[0][1])

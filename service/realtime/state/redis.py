@@ -11,7 +11,15 @@ rewrites them all from ``_owned`` when Redis lost any of them or a write failed,
   for its users, and its keys expire (they live ``2 * NODE_TTL``, so the reaper still finds them);
 * after a Redis restart or outage, counts and presence heal by the next heartbeat;
 * while Redis is away, writes of this node's entries do not fail the socket path: they update
-  ``_owned`` and the heartbeat publishes them later. Reads (the HTTP API) do fail, loudly.
+  ``_owned`` and the heartbeat publishes them later. Reads (the HTTP API) do fail, at once
+  (``StateUnavailable``) once an outage is known. While Redis is away the heartbeat retries
+  every ``RECONNECT_INTERVAL``, so its return is noticed within about that long; the outage is
+  logged once (``outage.redis_outage``), not per failed call.
+* a busy connection pool is not an outage: a caller waits for a pooled connection for as long
+  as Redis answers (redis-py raises after the pool's wait timeout; counting that as "Redis is
+  away" answered "first socket of this user" and sent member_added twice under load).
+* the metering flush (``add_metering``) writes the running totals and the hourly bucket in one
+  script, all or nothing, and skips a retry of a flush that Redis already applied.
 
 Every key holding tenant data contains the app id. Hot paths are one round trip (a Lua
 script or a pipeline). Scripts derive per-node key names from the node list, so this needs
@@ -26,6 +34,9 @@ Key layout (``p`` = prefix, ``a`` = app id, ``n`` = node id):
   p:a:cache:channel       STRING the cached event (PX = its ttl)
   p:a:traffic             HASH  running totals
   p:a:usage:hour          HASH  one hourly bucket;  p:a:usage  ZSET of bucket hours
+  p:a:metered:n           STRING seq of this node's last metering flush applied (expires after an hour)
+  p:a:members:n:#online  HASH  the signed-in users of this node (watchlist events; ONLINE_CHANNEL)
+  p:a:held:<key>          STRING a held-back leave webhook (expires on its own)
 """
 
 import asyncio
@@ -38,17 +49,51 @@ import orjson
 from django.conf import settings
 from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .base import CachedEvent, ClusterState, Member
+from ..outage import redis_outage
+from .base import CONNECTION_HISTORY_SECONDS, ONLINE_CHANNEL, CachedEvent, ClusterState, Member
 
 log = logging.getLogger(__name__)
 
 TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes")
 USAGE_KEEP_SECONDS = 72 * 3600  # a bucket lives this long after its last write (contract: >= 48 h)
 USAGE_KEEP_HOURS = 48  # a new bucket drops buckets older than this many hours (as MemoryState does)
-POOL_SIZE = 64  # callers beyond this wait for a connection instead of failing (redis-py 8 raises)
+POOL_SIZE = 64  # default of TABCAST["REDIS_POOL_SIZE"]: callers beyond this wait for a connection
+POOL_WAIT = 1.0  # seconds between checks, while waiting for a pooled connection, that Redis still answers
+RECONNECT_INTERVAL = 0.25  # seconds between heartbeats while Redis is unreachable
+RECONNECT_TIMEOUT = 1.0  # a heartbeat while Redis is unreachable gives up after this long (Redis frozen)
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class StateUnavailable(ConnectionError):
+    """Redis is known to be unreachable: reads fail at once instead of waiting for a timeout."""
+
+
+class _WaitingPool(aioredis.BlockingConnectionPool):
+    """Waits for a free connection for as long as Redis answers (``reachable()``), however long.
+
+    redis-py raises ConnectionError("No connection available.") once its wait timeout passes,
+    which callers could not tell from Redis being down.
+    """
+
+    reachable = staticmethod(lambda: True)
+
+    async def get_connection(self, *args, **kwargs):
+        while True:
+            try:
+                return await super().get_connection(*args, **kwargs)
+            except RedisConnectionError as exc:
+                busy = isinstance(exc, MaxConnectionsError) or isinstance(exc.__cause__, asyncio.TimeoutError)
+                if not busy:
+                    raise
+                if not self.reachable():
+                    raise StateUnavailable("Redis is unreachable (and every pooled connection is stuck)") from None
+                # A waiter that times out may have swallowed a release's notify (asyncio.Condition
+                # before 3.13): pass it on, or the next in line waits a whole POOL_WAIT for nothing.
+                async with self._condition:
+                    self._condition.notify()
 
 _LIVE = """
 local function now_ms()
@@ -153,31 +198,55 @@ return out
 
 # KEYS: hours zset. ARGV: bucket key prefix, hour, keep seconds, mode ("add" or "max"), field, value, ...
 # A new bucket drops the buckets older than 48 hours before it, like MemoryState.
-_BUCKET = """
-local prefix, hour, keep, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local bucket = prefix .. ARGV[2]
-if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  local cutoff = '(' .. (hour - """ + str(USAGE_KEEP_HOURS) + """)
-  for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)) do
-    redis.call('DEL', prefix .. old)
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-  redis.call('ZADD', KEYS[1], hour, ARGV[2])
-  redis.call('HSETNX', bucket, 'hour', ARGV[2])
-end
-for i = 5, #ARGV, 2 do
-  if mode == 'max' then
-    if tonumber(ARGV[i + 1]) > (tonumber(redis.call('HGET', bucket, ARGV[i])) or 0) then
-      redis.call('HSET', bucket, ARGV[i], ARGV[i + 1])
+_BUCKET_WRITE = """
+local function bucket_write(hours_key, prefix, hour_s, keep, mode)
+  local hour = tonumber(hour_s)
+  local bucket = prefix .. hour_s
+  if not redis.call('ZSCORE', hours_key, hour_s) then
+    local cutoff = '(' .. (hour - """ + str(USAGE_KEEP_HOURS) + """)
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', hours_key, '-inf', cutoff)) do
+      redis.call('DEL', prefix .. old)
     end
-  elseif string.find(ARGV[i + 1], '.', 1, true) then
-    redis.call('HINCRBYFLOAT', bucket, ARGV[i], ARGV[i + 1])
-  else
-    redis.call('HINCRBY', bucket, ARGV[i], ARGV[i + 1])
+    redis.call('ZREMRANGEBYSCORE', hours_key, '-inf', cutoff)
+    redis.call('ZADD', hours_key, hour, hour_s)
+    redis.call('HSETNX', bucket, 'hour', hour_s)
   end
+  for i = 5, #ARGV, 2 do
+    if mode == 'max' then
+      if tonumber(ARGV[i + 1]) > (tonumber(redis.call('HGET', bucket, ARGV[i])) or 0) then
+        redis.call('HSET', bucket, ARGV[i], ARGV[i + 1])
+      end
+    elseif string.find(ARGV[i + 1], '.', 1, true) then
+      redis.call('HINCRBYFLOAT', bucket, ARGV[i], ARGV[i + 1])
+    else
+      redis.call('HINCRBY', bucket, ARGV[i], ARGV[i + 1])
+    end
+  end
+  redis.call('EXPIRE', bucket, keep)
+  redis.call('EXPIRE', hours_key, keep)
 end
-redis.call('EXPIRE', bucket, keep)
-redis.call('EXPIRE', KEYS[1], keep)
+"""
+
+_BUCKET = _BUCKET_WRITE + """
+bucket_write(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+"""
+
+# KEYS: hours zset, traffic totals, this node's last applied flush. ARGV: bucket key prefix, hour,
+# keep seconds, flush seq (0: none), field, value, ... (tab_seconds goes to the bucket only).
+# One flush, all or nothing: totals and bucket together, and a flush already applied (its reply
+# was lost, so the node retries it) is not counted again. Returns 1 if applied, 0 if skipped.
+_METER = _BUCKET_WRITE + """
+local seq = tonumber(ARGV[4])
+if seq > 0 and (tonumber(redis.call('GET', KEYS[3])) or 0) >= seq then return 0 end
+for i = 5, #ARGV, 2 do  -- checked before any write: a script that fails halfway keeps its writes
+  if not tonumber(ARGV[i + 1]) then return redis.error_reply('not a number: ' .. ARGV[i]) end
+end
+if seq > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', 3600) end
+for i = 5, #ARGV, 2 do
+  if ARGV[i] ~= 'tab_seconds' and ARGV[i + 1] ~= '0' then redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+bucket_write(KEYS[1], ARGV[1], ARGV[2], ARGV[3], 'add')
+return 1
 """
 
 # KEYS: hours zset. ARGV: bucket key prefix, since hour. Returns one flat field list per bucket.
@@ -227,9 +296,25 @@ redis.call('DEL', key)
 return out
 """
 
+# KEYS: nodes. ARGV: members key prefix before the node id, ":" .. channel, me, user, user, ...
+# The given users present on some live node (watchlist status: which watched users are online).
+_USERS_PRESENT = _LIVE + """
+local prefix, suffix, me = ARGV[1], ARGV[2], ARGV[3]
+local users, found, out = {}, {}, {}
+for i = 4, #ARGV do users[#users + 1] = ARGV[i] end
+for _, node in ipairs(nodes(KEYS[1], me)) do
+  local values = redis.call('HMGET', prefix .. node .. suffix, unpack(users))
+  for i = 1, #users do
+    if values[i] and not found[i] then found[i] = true; out[#out + 1] = users[i] end
+  end
+end
+return out
+"""
+
 
 class RedisState:
-    def __init__(self, url: str | None = None, prefix: str | None = None, node_ttl: float | None = None) -> None:
+    def __init__(self, url: str | None = None, prefix: str | None = None, node_ttl: float | None = None,
+                 pool_size: int | None = None) -> None:
         self.node_id = uuid.uuid4().hex[:12]
         self.usage_source = ""
         prefix = prefix or settings.REDIS_PREFIX
@@ -239,15 +324,17 @@ class RedisState:
         # Keys outlive the node's heartbeat so the process that reaps a dead node still finds
         # its members (readers ignore a dead node's keys either way).
         self.keys_ttl_ms = 2 * self.ttl_ms
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url or settings.REDIS_URL, max_connections=POOL_SIZE, timeout=5,
+        pool_size = pool_size or settings.TABCAST.get("REDIS_POOL_SIZE") or POOL_SIZE
+        pool = _WaitingPool.from_url(
+            url or settings.REDIS_URL, max_connections=pool_size, timeout=POOL_WAIT,
             socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+        pool.reachable = lambda: self._reachable
         self.redis = aioredis.Redis(connection_pool=pool)
         self._nodes_key = f"{prefix}:nodes"
         self._scripts = {name: self.redis.register_script(source) for name, source in (
             ("set_and_sum", _SET_AND_SUM), ("channels", _CHANNELS), ("add_member", _ADD_MEMBER),
             ("remove_member", _REMOVE_MEMBER), ("members", _MEMBERS), ("bucket", _BUCKET),
-            ("usage", _USAGE), ("heartbeat", _HEARTBEAT), ("claim_dead", _CLAIM_DEAD),
+            ("usage", _USAGE), ("heartbeat", _HEARTBEAT), ("claim_dead", _CLAIM_DEAD), ("meter", _METER),
             ("reap_members", _REAP_MEMBERS))}
         # This node's truth: the Redis hashes it owns, as they should be (key -> field -> value),
         # and the sockets behind each count, so adds and removes are idempotent per socket.
@@ -257,13 +344,20 @@ class RedisState:
         self._stale = False  # a write failed: Redis may differ from _owned until the next rewrite
         self._entry_writes: dict[tuple, list] = {}  # entry -> [lock, writers]: see _in_order
         self._heartbeat_task: asyncio.Task | None = None
-        self._reachable = True  # for logging the outage once
+        self._reachable = True  # False while Redis is known to be away (reads fail at once, writes stay local)
+        self._went_away = asyncio.Event()  # wakes the heartbeat to probe for Redis's return
 
     # --- lifecycle ---
 
     async def start(self) -> None:
         await self._heartbeat()
         self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat_forever())
+        redis_outage.on_start.append(self._outage_started)
+
+    def _outage_started(self, part: str) -> None:
+        """Another part (the broker) lost Redis: probe it from here too, so both see it come back."""
+        if part != "state" and self._reachable:
+            self._unreachable(f"{part} lost it")
 
     async def stop(self) -> None:
         """Leave the cluster: counts drop at once; presence is left to another node's reaper,
@@ -271,6 +365,8 @@ class RedisState:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             self._heartbeat_task = None
+        with contextlib.suppress(ValueError):
+            redis_outage.on_start.remove(self._outage_started)
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.zadd(self._nodes_key, {self.node_id: 0})  # expired: readers skip it, a reaper claims it
@@ -284,10 +380,21 @@ class RedisState:
 
     async def _heartbeat_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.ttl_ms / 3000)
+            if self._reachable:
+                with contextlib.suppress(TimeoutError):  # a failure seen elsewhere starts probing at once
+                    await asyncio.wait_for(self._went_away.wait(), self.ttl_ms / 3000)
+            else:
+                await asyncio.sleep(RECONNECT_INTERVAL)
+            self._went_away.clear()
             try:
-                await self._heartbeat()
-            except UNREACHABLE as exc:
+                if self._reachable:
+                    await self._heartbeat()
+                else:  # probing: a frozen Redis must not hold the next attempt for a socket timeout
+                    async with asyncio.timeout(RECONNECT_TIMEOUT):
+                        # Idle pooled connections may be to a Redis that died: start afresh.
+                        await self.redis.connection_pool.disconnect(inuse_connections=False)
+                        await self._heartbeat()
+            except (*UNREACHABLE, TimeoutError) as exc:
                 self._unreachable(exc)
             except Exception:  # noqa: BLE001 - keep beating; the next round retries
                 log.exception("state heartbeat failed")
@@ -302,14 +409,14 @@ class RedisState:
             self.usage_source = f"redis-{source.decode()}"
             if stale or unknown or not await self._renew():
                 await self._rewrite()
-                if self._heartbeat_task is not None:
+                if self._heartbeat_task is not None and self._reachable:  # (after an outage: said by its end)
                     log.warning("rewrote this node's %d entries in Redis", len(self._owned))
         except BaseException:
             self._stale = True
             raise
         if not self._reachable:
-            log.warning("Redis is back")
             self._reachable = True
+            redis_outage.back("state")
 
     async def _renew(self) -> bool:
         """Extend the life of this node's keys; False if Redis lost one of them."""
@@ -334,14 +441,42 @@ class RedisState:
         await pipe.execute()
         self._written -= dropped
 
-    def _unreachable(self, exc: BaseException) -> None:
+    def _unreachable(self, exc: BaseException | str) -> None:
+        """Redis failed: serve local state, fail reads at once, heartbeat fast until it is back."""
         self._stale = True  # the next heartbeat rewrites everything
-        if self._reachable:
-            log.warning("Redis unreachable (%r); serving local state, will resync on reconnect", exc)
         self._reachable = False
+        self._went_away.set()
+        redis_outage.lost("state", exc)
+
+    def _check_reachable(self) -> None:
+        if not self._reachable:
+            raise StateUnavailable("Redis is unreachable; retry shortly")
+
+    async def _call(self, script: str, keys: list[str], args: list) -> Any:
+        """Run a script reading, or writing shared keys: fails at once while Redis is known to be away."""
+        self._check_reachable()
+        try:
+            return await self._scripts[script](keys=keys, args=args)
+        except StateUnavailable:
+            raise
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            raise
 
     async def reap_departed(self) -> list[tuple[int, str, Member]]:
-        """Members who left with a dead (or stopped) node, each returned to one caller only."""
+        """Members who left with a dead (or stopped) node, each returned to one caller only.
+
+        While Redis is away there is nothing to reap (and nothing to log every second): [].
+        """
+        if not self._reachable:
+            return []
+        try:
+            return await self._reap_departed()
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            return []
+
+    async def _reap_departed(self) -> list[tuple[int, str, Member]]:
         departed = []
         for node in await self._scripts["claim_dead"](keys=[self._nodes_key]):
             node = node.decode()
@@ -388,7 +523,12 @@ class RedisState:
         return changed, len(self._sockets.get(what, ()))
 
     async def _write_own(self, script: str, fallback: Any, keys: list[str], args: list) -> Any:
-        """Run a script writing this node's entries; if Redis is away, ``fallback`` (healed later)."""
+        """Run a script writing this node's entries; if Redis is away, ``fallback`` (healed later).
+
+        A busy pool makes this wait (``_WaitingPool``), it never answers ``fallback``.
+        """
+        if not self._reachable:
+            return fallback  # the heartbeat rewrites this node's entries once Redis is back
         try:
             return await self._scripts[script](keys=keys, args=args)
         except UNREACHABLE as exc:
@@ -437,13 +577,13 @@ class RedisState:
         return int(sums[0])
 
     async def subscription_count(self, app_id: int, channel: str) -> int:
-        sums = await self._scripts["set_and_sum"](
-            keys=[self._nodes_key], args=[self._key(app_id, "subs", ""), self.node_id, self.ttl_ms, 0, channel, 0])
+        sums = await self._call("set_and_sum", keys=[self._nodes_key],
+                                args=[self._key(app_id, "subs", ""), self.node_id, self.ttl_ms, 0, channel, 0])
         return int(sums[0])
 
     async def channels(self, app_id: int, prefix: str = "") -> dict[str, int]:
-        flat = await self._scripts["channels"](
-            keys=[self._nodes_key], args=[self._key(app_id, "subs", ""), self.node_id, prefix])
+        flat = await self._call(
+            "channels", keys=[self._nodes_key], args=[self._key(app_id, "subs", ""), self.node_id, prefix])
         return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     # --- presence ---
@@ -474,8 +614,43 @@ class RedisState:
         return bool(last)
 
     async def members(self, app_id: int, channel: str) -> dict[str, Member]:
-        flat = await self._scripts["members"](keys=[self._nodes_key], args=self._members_args(app_id, channel))
+        flat = await self._call("members", keys=[self._nodes_key], args=self._members_args(app_id, channel))
         return {flat[i].decode(): Member(*orjson.loads(flat[i + 1])) for i in range(0, len(flat), 2)}
+
+    # --- signed-in users (watchlist events): presence in ONLINE_CHANNEL ---
+
+    async def user_online(self, app_id: int, socket_id: str, user_id: str) -> bool:
+        return await self.add_member(app_id, ONLINE_CHANNEL, socket_id, Member(user_id))
+
+    async def user_offline(self, app_id: int, socket_id: str, user_id: str) -> bool:
+        return await self.remove_member(app_id, ONLINE_CHANNEL, socket_id, user_id)
+
+    async def users_online(self, app_id: int, user_ids: list[str]) -> set[str]:
+        if not user_ids:
+            return set()
+        if "users_present" not in self._scripts:
+            self._scripts["users_present"] = self.redis.register_script(_USERS_PRESENT)
+        found = await self._call("users_present", keys=[self._nodes_key],
+                                 args=[*self._members_args(app_id, ONLINE_CHANNEL), *user_ids])
+        return {user.decode() for user in found}
+
+    # --- held-back webhooks: p:a:held:<key>, one string each, expiring on its own ---
+
+    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> None:
+        self._check_reachable()
+        try:
+            await self.redis.set(self._key(app_id, "held", key), b"1", px=max(int(ttl * 1000), 1))
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            raise
+
+    async def release_webhook(self, app_id: int, key: str) -> bool:
+        self._check_reachable()
+        try:
+            return bool(await self.redis.delete(self._key(app_id, "held", key)))  # DEL: one caller gets 1
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            raise
 
     # --- connections ---
 
@@ -494,21 +669,30 @@ class RedisState:
                 "sockets", int(mine.get("sockets", 0)), "tabs", int(mine.get("tabs", 0))])
 
     async def connection_counts(self, app_id: int) -> tuple[int, int]:
-        sockets, tabs = await self._scripts["set_and_sum"](
-            keys=[self._nodes_key], args=[self._key(app_id, "conns", ""), self.node_id, self.ttl_ms, 0,
-                                          "sockets", 0, "tabs", 0])
+        sockets, tabs = await self._call("set_and_sum", keys=[self._nodes_key], args=[
+            self._key(app_id, "conns", ""), self.node_id, self.ttl_ms, 0, "sockets", 0, "tabs", 0])
         return int(sockets), int(tabs)
 
     # --- cache channels ---
 
     async def cache_set(self, app_id: int, channel: str, event: CachedEvent) -> None:
+        self._check_reachable()
         value = orjson.dumps([event.frame, event.event, event.data])
-        await self.redis.set(self._key(app_id, "cache", channel), value, px=max(int(event.ttl * 1000), 1))
+        try:
+            await self.redis.set(self._key(app_id, "cache", channel), value, px=max(int(event.ttl * 1000), 1))
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            raise
 
     async def cache_get(self, app_id: int, channel: str) -> CachedEvent | None:
+        self._check_reachable()
         pipe = self.redis.pipeline(transaction=True)
         key = self._key(app_id, "cache", channel)
-        value, left_ms = await pipe.get(key).pttl(key).execute()
+        try:
+            value, left_ms = await pipe.get(key).pttl(key).execute()
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            raise
         if value is None or left_ms <= 0:
             return None
         frame, event, data = orjson.loads(value)
@@ -537,7 +721,7 @@ class RedisState:
         for field, value in fields.items():
             # A "." tells the script to add a float (tab_seconds); the others are integers.
             args += [field, f"{value:.6f}" if isinstance(value, float) else int(value)]
-        await self._scripts["bucket"](keys=[self._key(app_id, "usage")], args=args)
+        await self._call("bucket", keys=[self._key(app_id, "usage")], args=args)
 
     async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
                         logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0) -> None:
@@ -546,12 +730,49 @@ class RedisState:
             "logical_deliveries": logical_deliveries, "logical_bytes": logical_bytes,
             "tab_seconds": float(tab_seconds)})
 
+    async def add_metering(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
+                           logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0,
+                           seq: int = 0) -> bool:
+        args = [self._key(app_id, "usage", ""), int(hour), USAGE_KEEP_SECONDS, int(seq)]
+        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes),
+                                strict=True):
+            args += [field, int(value)]
+        args += ["tab_seconds", f"{float(tab_seconds):.6f}"]  # the "." makes the script add a float
+        applied = await self._call("meter", keys=[self._key(app_id, "usage"), self._key(app_id, "traffic"),
+                                                  self._key(app_id, "metered", self.node_id)], args=args)
+        return bool(applied)
+
     async def note_peaks(self, app_id: int, hour: int, sockets: int, tabs: int) -> None:
         await self._bucket(app_id, hour, "max", {"peak_sockets": sockets, "peak_tabs": tabs})
 
+    # --- per-second connection history (a hash of CONNECTION_HISTORY_SECONDS slots per app) ---
+
+    async def note_connections(self, app_id: int, second: int, sockets: int, tabs: int) -> None:
+        self._check_reachable()
+        key = self._key(app_id, "connhist")
+        second = int(second)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, str(second % CONNECTION_HISTORY_SECONDS), f"{second},{int(sockets)},{int(tabs)}")
+        pipe.expire(key, CONNECTION_HISTORY_SECONDS * 2)
+        try:
+            await pipe.execute()
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            raise
+
+    async def connection_history(self, app_id: int, since: int) -> list[tuple[int, int, int]]:
+        self._check_reachable()
+        try:
+            ring = await self.redis.hvals(self._key(app_id, "connhist"))
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            raise
+        samples = (tuple(int(part) for part in value.split(b",")) for value in ring)
+        return sorted(sample for sample in samples if len(sample) == 3 and sample[0] >= since)
+
     async def usage(self, app_id: int, since_hour: int) -> list[dict[str, int]]:
-        buckets = await self._scripts["usage"](
-            keys=[self._key(app_id, "usage")], args=[self._key(app_id, "usage", ""), int(since_hour)])
+        buckets = await self._call(
+            "usage", keys=[self._key(app_id, "usage")], args=[self._key(app_id, "usage", ""), int(since_hour)])
         return [_bucket_dict(flat) for flat in buckets]
 
 

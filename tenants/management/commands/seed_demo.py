@@ -29,6 +29,9 @@ class Command(BaseCommand):
             tenant = services.tenant_of(user) or Tenant.objects.create(name=DEMO_TENANT)
         app = App.objects.filter(tenant=tenant, name=DEMO_APP).first() or services.create_app(
             DEMO_APP, tenant=tenant, client_events=True)
+        if not app.demo_enabled:  # the printed demo link must work (older databases had no switch)
+            app.demo_enabled = True
+            app.save(update_fields=["demo_enabled"])
         w = self.stdout.write
         w("")
         w("Tabcast is starting with a demo tenant:")

@@ -1,11 +1,13 @@
 import json
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.models import App
+from tenants.origins import clean_origins
 
 EDITABLE = {"name": str, "enabled": bool, "client_events": bool, "subscription_count": bool,
-            "max_message_bytes": int, "allowed_origins": str, "webhook_url": str}
+            "max_message_bytes": int, "allowed_origins": str, "webhook_url": str, "demo_enabled": bool}
 
 
 class Command(BaseCommand):
@@ -27,6 +29,11 @@ class Command(BaseCommand):
                 raise CommandError(f"Cannot change {field!r}; editable: {', '.join(EDITABLE)}")
             kind = EDITABLE[field]
             value = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw.replace("\\n", "\n"))
+            if field == "allowed_origins":  # the same rules as the dashboard: it ends up in a CSP header
+                try:
+                    value = clean_origins(value)
+                except ValidationError as error:
+                    raise CommandError(" ".join(error.messages)) from None
             setattr(app, field, value)
         if rotate_secret:
             app.rotate_secret()

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from service.realtime.internals import ServerInternalsError, check_server_internals
 from service.realtime.server import run_daphne, run_uvicorn
 
 
@@ -12,17 +13,30 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1,
                             help="processes sharing the port (needs REDIS_URL when > 1)")
+        parser.add_argument("--reuse-port", action="store_true", default=settings.TABCAST["REUSE_PORT"],
+                            help="listen with SO_REUSEPORT so separately started serves share the port "
+                                 "(rolling restarts on one host; needs REDIS_URL; env TABCAST_REUSE_PORT)")
         parser.add_argument("--server", dest="server_name", choices=["uvicorn", "daphne"], default="uvicorn",
                             help="uvicorn is the default: faster in bench/ (see bench/RESULTS.md)")
 
-    def handle(self, *args, host, port, workers, server_name, **options):
+    def handle(self, *args, host, port, workers, server_name, reuse_port, **options):
         if workers > 1 and not settings.REDIS_URL:
             raise CommandError("--workers > 1 needs REDIS_URL: the processes share state through Redis.")
+        if reuse_port and not settings.REDIS_URL:
+            raise CommandError("--reuse-port needs REDIS_URL: the processes sharing the port share state through Redis.")
         if server_name == "daphne" and workers > 1:
             raise CommandError("daphne runs one process; use --server uvicorn with --workers.")
+        if server_name == "daphne" and reuse_port:
+            raise CommandError("--reuse-port needs --server uvicorn.")
+        try:
+            # ws_protocol.py and connection.py replace/write through server internals: refuse to
+            # start on package versions that lack them rather than misbehave under load.
+            check_server_internals(server_name)
+        except ServerInternalsError as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"Tabcast listening on http://{host}:{port} ({server_name}, {workers} process(es))")
         self.stdout.flush()
         if server_name == "daphne":
             run_daphne(host, port)
         else:
-            run_uvicorn(host, port, workers)
+            run_uvicorn(host, port, workers, reuse_port)
