@@ -71,6 +71,11 @@ def measure_server(target, profile: Profile, server_cpus, generator_cpus, log) -
         if "latency_p99" in results:
             log(f"  latency p50/p99/max: {results['latency_p50'].value:.1f}/{results['latency_p99'].value:.1f}/"
                 f"{results['latency_max'].value:.1f} ms {results['latency_p99'].detail}")
+        if target.mode == "pusher" and "latency_p99" in results:
+            results.update(scenarios.neighbour_latency(bench, big, results[f"fanout_{big}"].value))
+            log(f"  neighbour p99 idle/beside {big:,}: {results['neighbour_p99_idle'].value:.1f}/"
+                f"{results['neighbour_p99'].value:.1f} ms; A flat out beside B: "
+                f"{results['neighbour_a_throughput'].value:.2f}x {results['neighbour_p99'].detail}")
         bench.subs.close()
         for size in profile.fanout_subscribers:
             if size != big:

@@ -177,3 +177,67 @@ def publish_rate(bench: Bench) -> Measurement:
               "generator_cpu": bench.generator_cpu.stop(end),
               "server_us_per_publish": bench.server_cpu.used / max(sent["ok"], 1) * 1e6}
     return Measurement(sent["ok"] / ((sent["t_end"] - sent["t_first"]) / 1000), "publishes/s", detail)
+
+
+NEIGHBOUR_SOCKETS = 10
+NEIGHBOUR_RATE = 50.0  # publishes/s of the small tenant
+
+
+def neighbour_latency(bench: Bench, subscribers: int, max_deliveries: float) -> dict[str, Measurement]:
+    """A small tenant's publish->deliver latency beside a big one (fair fan-out, hub.py).
+
+    Tenant B (another app) has ``NEIGHBOUR_SOCKETS`` sockets and publishes ``NEIGHBOUR_RATE``/s;
+    its p99 is measured on an idle server, then while tenant A (the ``subscribers`` sockets
+    already connected) publishes at half of A's measured maximum. Then A publishes flat out,
+    with B going on, and A's deliveries/s are compared with its fan-out row (A alone).
+    """
+    import threading
+
+    target = bench.target
+    seconds = bench.profile.latency_seconds
+    count = max(3, round(NEIGHBOUR_RATE * seconds))
+    b_subs, b_pub = Subscribers(1), Publisher()
+    try:
+        if b_subs.connect(target.subscribe_url(target.neighbour), NEIGHBOUR_SOCKETS, "pusher", CHANNEL, 10)["failed"]:
+            raise RuntimeError("the neighbour's sockets did not connect")
+
+        def b_run() -> list[float]:
+            b_subs.reset(latency=True)
+            b_pub.publish(target.publish_target(target.neighbour), count, rate=NEIGHBOUR_RATE, concurrency=2)
+            b_subs.expect(count, timeout=30 + seconds)
+            return sorted(b_subs.stats()["latencies"])
+
+        def p99(samples: list[float]) -> float:
+            return samples[min(len(samples) - 1, int(0.99 * len(samples)))]
+
+        bench.settle()
+        idle = b_run()
+        # A at half of its maximum, B alongside.
+        a_rate = 0.5 * max_deliveries / subscribers
+        a_count = max(3, round(a_rate * seconds * 1.5))  # A runs a little longer than B
+        bench.subs.reset()
+        a_thread = threading.Thread(target=bench.publish, args=(a_count,), kwargs={"rate": a_rate, "concurrency": 4})
+        a_thread.start()
+        loaded = b_run()
+        a_thread.join()
+        bench.subs.expect(a_count, timeout=60 + a_count / a_rate)
+        # A flat out, B alongside: A's throughput against its fan-out row (A alone).
+        bench.settle()
+        messages = max(3, round(max_deliveries * bench.profile.fanout_seconds / subscribers))
+        bench.subs.reset()
+        b_thread = threading.Thread(target=b_run)
+        b_thread.start()
+        sent = bench.publish(messages)
+        done = bench.subs.expect(messages, timeout=60)
+        b_thread.join()
+        a_with_b = done["received"] / ((done["t_last"] - sent["t_first"]) / 1000)
+    finally:
+        b_subs.stop()
+        b_pub.stop()
+    detail = {"idle_samples": len(idle), "loaded_samples": len(loaded), "a_rate_msgs_s": a_rate,
+              "a_alone_deliveries_s": max_deliveries, "a_with_b_deliveries_s": a_with_b}
+    if len(loaded) < count * NEIGHBOUR_SOCKETS or len(idle) < count * NEIGHBOUR_SOCKETS:
+        detail["incomplete"] = f"{len(idle)}/{len(loaded)} of {count * NEIGHBOUR_SOCKETS} samples"
+    return {"neighbour_p99_idle": Measurement(p99(idle), "ms", detail),
+            "neighbour_p99": Measurement(p99(loaded), "ms", detail),
+            "neighbour_a_throughput": Measurement(a_with_b / max_deliveries, "x", detail)}

@@ -100,18 +100,19 @@ class Tabcast:
                                       redis_url=self.redis.url if self.redis else None)
         # The app exists before the server starts: nothing else writes the database meanwhile.
         self.process.migrate()
-        self.app = self.process.create_app("bench")
+        self.app, self.neighbour = self.process.create_apps(2, "bench")  # neighbour: another tenant's app
         self.process.start(migrate=False)
 
     def pids(self) -> list[int]:
         pids = procstats.tree(self.process.proc.pid)
         return pids + ([self.redis.proc.pid] if self.redis else [])
 
-    def subscribe_url(self) -> str:
-        return f"{self.process.ws}/app/{self.app['key']}?protocol=7&client=bench&version=1"
+    def subscribe_url(self, app: dict | None = None) -> str:
+        return f"{self.process.ws}/app/{(app or self.app)['key']}?protocol=7&client=bench&version=1"
 
-    def publish_target(self) -> dict:
-        return {"mode": "http", "host": "127.0.0.1", "port": self.process.port, "app": self.app, "channel": CHANNEL}
+    def publish_target(self, app: dict | None = None) -> dict:
+        return {"mode": "http", "host": "127.0.0.1", "port": self.process.port, "app": app or self.app,
+                "channel": CHANNEL}
 
     def stop(self) -> None:
         if self.process:

@@ -21,9 +21,9 @@ class ConnectionHistory:
         self.node = node
         self.recent: dict[int, float] = {}  # app id -> last time it had sockets on this process
 
-    async def after_flush(self) -> None:
+    async def after_flush(self, now: float | None = None) -> None:
         """Node flush hook: one sample per app served here now or in the last five minutes."""
-        now = time.time()
+        now = time.time() if now is None else now
         for app_id in self.node.hub.apps():
             self.recent[app_id] = now
         second = int(now)

@@ -72,7 +72,7 @@ class UsagePersister:
 
     async def after_flush(self) -> None:
         """Node flush hook: persist when due, and always when the node is stopping."""
-        if self.node.accepting and time.monotonic() < self.due:
+        if not self.node.stopping and time.monotonic() < self.due:
             return
         self.due = time.monotonic() + self.every
         apps, self.served = self.served | set(self.node.hub.apps()), set()

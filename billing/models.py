@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from service.realtime.state.base import TRAFFIC_FIELDS
+
 
 class Plan(models.Model):
     """A price list entry; quotas count *physical* connections (one per browser with the SDK)."""
@@ -11,13 +13,17 @@ class Plan(models.Model):
     monthly_price_cents = models.PositiveIntegerField(default=0)
     max_connections = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited")
     # Quotas (billing/METERING.md, "Quotas"): messages are counted as Pusher counts them, per
-    # tenant and UTC day; the two rates are per app and per server process.
+    # tenant and UTC day; connects/s and client events/s are per app and per server process;
+    # deliveries/s is per app, measured cluster-wide every second.
     max_messages_per_day = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Publishes + deliveries + webhooks per UTC day, all apps. Empty: unlimited")
     max_connects_per_second = models.PositiveIntegerField(
         null=True, blank=True, help_text="New WebSocket connections per second, per app and process. Empty: unlimited")
     max_client_events_per_second = models.PositiveIntegerField(
         null=True, blank=True, help_text="Client events per second, per app and process. Empty: unlimited")
+    max_deliveries_per_second = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Frames written to sockets per second, per app, cluster-wide (publishes wait). Empty: unlimited")
     stripe_price_id = models.CharField(max_length=120, blank=True, default="")
 
     def __str__(self):
@@ -47,7 +53,7 @@ class UsageCounters(models.Model):
     peak_sockets = models.PositiveIntegerField(default=0, help_text="Peak concurrent physical connections")
     peak_tabs = models.PositiveIntegerField(default=0, help_text="Peak concurrent logical clients (tabs)")
 
-    COUNTERS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes", "tab_seconds")
+    COUNTERS = (*TRAFFIC_FIELDS, "tab_seconds")
     PEAKS = ("peak_sockets", "peak_tabs")
 
     class Meta:

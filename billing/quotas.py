@@ -10,10 +10,15 @@ at most every ``QUOTA_REFRESH_SECONDS``. It re-reads only the tenants that publi
 client events *through this process* since its last round (the only places a quota is
 enforced), plus the tenants it is blocking, and sets or clears their flag in
 ``service.realtime.quotas``. The publish path itself only reads that flag.
+
+:class:`DeliveryRateWatch` does the same for each app's deliveries per second: right after each
+flush it reads the cluster-wide delivery total of the apps that published here lately and
+compares what it grew by since the previous round with the plan's cap.
 """
 
 import logging
 import time
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
@@ -34,6 +39,11 @@ QUOTA_REFRESH_SECONDS = 1.0
 # How long a tenant's app list and the persisted usage of earlier processes are reused.
 SLOW_PARTS_SECONDS = 30.0
 COUNTED = ("messages", "deliveries")
+# An app that published through this process is measured every second for this long after, so its
+# baseline is current when it bursts again (one state read per app and second).
+RATE_TRACK_SECONDS = 60.0
+FAN_OUT_ROUNDS = 5  # an app's deliveries per message are measured over this many rounds (seconds)
+monotonic = time.monotonic  # the delivery rate's clock (tests replace it)
 
 
 def day_of(now: float) -> tuple[int, float]:
@@ -128,6 +138,72 @@ class MessageQuotaWatch:
             slow = self._slow[key] = (time.monotonic() + keep, app_ids, elsewhere)
         _, app_ids, elsewhere = slow
         return elsewhere + await live_today(self.node.state, app_ids, first_hour)
+
+
+class DeliveryRateWatch:
+    """Node listener + flush hook: each app's cluster-wide deliveries in the last second vs. its cap.
+
+    The state's traffic totals hold every process's deliveries as of its last flush (each process
+    flushes every second), so the growth between two rounds, over the time between them, is the
+    app's cluster-wide rate. Over the cap: ``quotas.block_deliveries`` until the next round; back
+    under it: ``quotas.unblock_deliveries``. It also notes the app's deliveries per message (its
+    fan-out), so the publish path can tell what this process's own publishes cost. An app is
+    measured while it published here in the last ``RATE_TRACK_SECONDS`` or is blocked here (its
+    first round only takes the baseline).
+    """
+
+    def __init__(self, node, track_seconds: float = RATE_TRACK_SECONDS):
+        self.node = node
+        self.track_seconds = track_seconds
+        self.tracked: dict[int, float] = {}  # app id -> when it last published here (monotonic)
+        # app id -> its last readings, oldest first: (when read, deliveries total, messages total)
+        self.previous: dict[int, deque[tuple[float, int, int]]] = {}
+
+    def note(self, app_id: int, kind: str, details: dict) -> None:
+        if kind in ("published", "client_event"):
+            self.tracked[app_id] = monotonic()
+
+    async def after_flush(self) -> None:
+        blocked = set(quotas.rate_blocked_apps())
+        now = monotonic()
+        for app_id in list(self.tracked.keys() | blocked):
+            if now - self.tracked.get(app_id, now) > self.track_seconds and app_id not in blocked:
+                self.tracked.pop(app_id, None)
+                self.previous.pop(app_id, None)
+                quotas.forget_fan_out(app_id)
+                continue
+            try:
+                await self.measure(app_id)
+            except Exception:  # noqa: BLE001 - a flag lapses by itself; the next round starts a new baseline
+                self.previous.pop(app_id, None)
+                log.warning("could not measure the delivery rate of app %s", app_id, exc_info=True)
+
+    async def measure(self, app_id: int) -> None:
+        app = await get_app(app_id=app_id)
+        cap = (await quotas.limits_for(app.tenant_id)).get("max_deliveries_per_second") if app else None
+        if not cap:
+            quotas.unblock_deliveries(app_id)
+            quotas.forget_fan_out(app_id)
+            self.previous.pop(app_id, None)
+            return
+        totals = await self.node.state.traffic_totals(app_id)
+        deliveries, messages = totals.get("deliveries", 0), totals.get("messages", 0)
+        now = monotonic()
+        readings = self.previous.setdefault(app_id, deque(maxlen=FAN_OUT_ROUNDS + 1))
+        readings.append((now, deliveries, messages))
+        if len(readings) < 2 or now <= readings[-2][0]:
+            return
+        before, oldest = readings[-2], readings[0]
+        # Deliveries per message over the last few rounds (messages are counted where they are
+        # published, deliveries where the subscribers are, each flushed at its own moment): lets
+        # each process weigh its own publishes at once.
+        if messages > oldest[2]:
+            quotas.note_fan_out(app_id, (deliveries - oldest[1]) / (messages - oldest[2]))
+        rate = (deliveries - before[1]) / (now - before[0])
+        if rate > cap:
+            quotas.block_deliveries(app_id, cap, round(rate))
+        else:
+            quotas.unblock_deliveries(app_id)
 
 
 def _slow_parts(tenant_id: int, first_hour: int, source: str | None) -> tuple[list[int], int]:

@@ -10,7 +10,7 @@ from .dashboard_app import dashboard_app
 from .debug_stream import DebugStream
 from .live_metrics import LiveMetrics
 from .metering import UsagePersister
-from .quotas import MessageQuotaWatch
+from .quotas import DeliveryRateWatch, MessageQuotaWatch
 from .stripe_gateway import is_configured as stripe_configured
 from .usage_schedule import report_hourly
 
@@ -33,6 +33,9 @@ def on_node_started(sender, node, **kwargs) -> None:
     quota_watch = MessageQuotaWatch(node)  # sets the over-quota flags publishes check
     node.listeners.append(quota_watch.note)
     node.flush_hooks.append(quota_watch.after_flush)
+    rate_watch = DeliveryRateWatch(node)  # sets the deliveries/s flags publishes check
+    node.listeners.append(rate_watch.note)
+    node.flush_hooks.append(rate_watch.after_flush)
     node.flush_hooks.append(ConnectionHistory(node).after_flush)  # the usage page's last 5 minutes
     _spawn(node, _start_live_feeds(node))
     if stripe_configured():

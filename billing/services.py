@@ -16,6 +16,7 @@ class Limits:
     max_messages_per_day: int | None = None  # messages as Pusher counts them, per UTC day, all apps
     max_connects_per_second: int | None = None  # per app (and per server process)
     max_client_events_per_second: int | None = None  # per app (and per server process)
+    max_deliveries_per_second: int | None = None  # per app, cluster-wide over the last second
 
 
 UNLIMITED = Limits()
@@ -41,7 +42,7 @@ def plan_limits(tenant_id: int | None) -> Limits:
     if plan is None:
         return UNLIMITED
     return Limits(plan.max_connections, plan.max_messages_per_day, plan.max_connects_per_second,
-                  plan.max_client_events_per_second)
+                  plan.max_client_events_per_second, plan.max_deliveries_per_second)
 
 
 def engine_limits(tenant_id: int | None) -> dict:

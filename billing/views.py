@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from service.api.engine import on_node
 from service.api.errors import BackendUnavailable
 from service.realtime import quotas as realtime_quotas
+from service.realtime import metrics as realtime_metrics
 from service.realtime import signatures
 from service.realtime.tenancy import get_app_sync
 from tenants.access import tenant_app
@@ -76,15 +77,17 @@ def publish_test_event(request, app):
         return _render_console(request, app, form, status=400)
     info = get_app_sync(app_id=app.id)
     channel, event, data = (form.cleaned_data[k] for k in ("channel", "event", "data"))
-    over = realtime_quotas.message_refusal(info)  # the console's events count like any publish
+    # The console's events count like any publish (and wait out the app's deliveries/s flag).
+    over = realtime_quotas.message_refusal(info) or realtime_quotas.delivery_refusal(info)
     if over is not None:
+        realtime_metrics.limit_rejected(over.quota)
         if wants_json:
             return JsonResponse({"error": over.message, "code": 429}, status=429,
                                 headers={"Retry-After": str(over.retry_after())})
         messages.error(request, over.message)
         return redirect("billing:console", app_id=app.id)
     try:
-        on_node(lambda node: node.publish(info, [channel], event, data))
+        on_node(lambda node: node.publish(info, [channel], event, data, source="console"))
     except BackendUnavailable:
         if wants_json:
             return JsonResponse({"error": "The realtime backend is unavailable; try again"}, status=503)

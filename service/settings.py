@@ -6,21 +6,53 @@ the shared state (presence, counts, metering) to Redis; ``DATABASE_URL`` switche
 the database (e.g. ``postgres://127.0.0.1:5432/tabcast``).
 """
 
+import math
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TABCAST_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
+# Every value read from the environment is checked here, at start: a typo fails `manage.py check`
+# (and `serve`) with a message naming the variable, not later with a traceback deep inside.
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off", ""}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be on or off (1/0, true/false, yes/no, on/off), got {value!r}")
+
+
+def _env_number(name: str, default, parse, what: str, minimum, maximum):
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    bounds = f" from {minimum} to {maximum}" if maximum is not None else f" ({minimum} or more)"
+    try:
+        value = parse(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be {what}{bounds}, got {raw!r}") from None
+    if not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name} must be {what}{bounds}, got {raw!r}")
+    return value
+
+
+def _env_int(name: str, default: int, what: str = "a whole number", minimum: int = 0, maximum=None) -> int:
+    """An integer variable, e.g. _env_int("TABCAST_NODE_TTL", 30, "a whole number of seconds", 1)."""
+    return _env_number(name, default, int, what, minimum, maximum)
+
+
+def _env_float(name: str, default: float, what: str = "a number of seconds", minimum: float = 0) -> float:
+    return _env_number(name, default, float, what, minimum, None)
 
 
 def _secret_key() -> str:
@@ -133,7 +165,7 @@ def _email_settings() -> dict:
     if os.environ.get("TABCAST_EMAIL_URL"):
         url = urlsplit(os.environ["TABCAST_EMAIL_URL"])
         if url.scheme not in ("smtp", "smtps"):
-            raise ValueError("TABCAST_EMAIL_URL must be smtp://user:password@host:port or smtps://...")
+            raise ImproperlyConfigured("TABCAST_EMAIL_URL must be smtp://user:password@host:port or smtps://...")
         query = {k: v[-1].lower() in ("1", "true", "yes", "on") for k, v in parse_qs(url.query).items()}
         implicit_tls = url.scheme == "smtps" or query.get("ssl", False)
         return {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": url.hostname or "",
@@ -144,7 +176,7 @@ def _email_settings() -> dict:
         implicit_tls = _env_bool("TABCAST_SMTP_SSL", False)
         return {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
                 "EMAIL_HOST": os.environ["TABCAST_SMTP_HOST"],
-                "EMAIL_PORT": int(os.environ.get("TABCAST_SMTP_PORT", "465" if implicit_tls else "587")),
+                "EMAIL_PORT": _env_int("TABCAST_SMTP_PORT", 465 if implicit_tls else 587, "a TCP port", 1, 65535),
                 "EMAIL_HOST_USER": os.environ.get("TABCAST_SMTP_USER", ""),
                 "EMAIL_HOST_PASSWORD": os.environ.get("TABCAST_SMTP_PASSWORD", ""),
                 "EMAIL_USE_SSL": implicit_tls, "EMAIL_USE_TLS": not implicit_tls and _env_bool("TABCAST_SMTP_TLS", True)}
@@ -165,7 +197,7 @@ if _env_bool("TABCAST_BEHIND_TLS_PROXY", False):
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _env_bool("TABCAST_SECURE_COOKIES", False)
 SECURE_SSL_REDIRECT = _env_bool("TABCAST_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # container health probes call it over plain HTTP
-SECURE_HSTS_SECONDS = int(os.environ.get("TABCAST_HSTS_SECONDS", "0"))
+SECURE_HSTS_SECONDS = _env_int("TABCAST_HSTS_SECONDS", 0, "a whole number of seconds")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("TABCAST_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = _env_bool("TABCAST_HSTS_PRELOAD", False)
 
@@ -200,32 +232,32 @@ else:
 
 TABCAST = {
     # Seconds the client may stay silent before it should ping (sent in connection_established).
-    "ACTIVITY_TIMEOUT": int(os.environ.get("TABCAST_ACTIVITY_TIMEOUT", "120")),
+    "ACTIVITY_TIMEOUT": _env_int("TABCAST_ACTIVITY_TIMEOUT", 120, "a whole number of seconds", 1),
     # Seconds without any frame from a client before it is closed with 4201.
-    "PONG_GRACE": int(os.environ.get("TABCAST_PONG_GRACE", "30")),
+    "PONG_GRACE": _env_int("TABCAST_PONG_GRACE", 30, "a whole number of seconds", 1),
     # Seconds a connection has to send a whole HTTP request, or to get its WebSocket accepted,
     # from when it opened (or from the first byte of its next keep-alive request); then it is
     # closed (slowloris). 0 = no deadline. See service/realtime/server.py.
-    "HANDSHAKE_TIMEOUT": float(os.environ.get("TABCAST_HANDSHAKE_TIMEOUT", "5")),
+    "HANDSHAKE_TIMEOUT": _env_float("TABCAST_HANDSHAKE_TIMEOUT", 5.0),
     # Per client IP and per process (N workers: N x): open WebSockets, and connects per second
     # (token bucket of this burst). Beyond them a socket gets pusher:error 4100 and is closed
     # (clients back off and retry). 0 = no limit. IPv6 clients count per /64. service/realtime/admission.py
-    "MAX_SOCKETS_PER_IP": int(os.environ.get("TABCAST_MAX_SOCKETS_PER_IP", "1000")),
-    "CONNECTS_PER_IP_PER_SECOND": float(os.environ.get("TABCAST_CONNECTS_PER_IP_PER_SECOND", "100")),
-    "CONNECT_BURST_PER_IP": int(os.environ.get("TABCAST_CONNECT_BURST_PER_IP", "200")),
+    "MAX_SOCKETS_PER_IP": _env_int("TABCAST_MAX_SOCKETS_PER_IP", 1000),
+    "CONNECTS_PER_IP_PER_SECOND": _env_float("TABCAST_CONNECTS_PER_IP_PER_SECOND", 100.0, "a number of connects per second"),
+    "CONNECT_BURST_PER_IP": _env_int("TABCAST_CONNECT_BURST_PER_IP", 200),
     # Peers (addresses or networks, comma-separated, "*" = any) whose X-Forwarded-For/-Proto are
     # believed; empty (the default) = ignore those headers, every client is its TCP peer.
     "TRUSTED_PROXIES": os.environ.get("TABCAST_TRUSTED_PROXIES", ""),
     # Bytes a slow reader's socket may hold unsent in this process (beyond what the kernel took)
     # before it is closed with 4100 (the client reconnects with backoff); bounds memory per socket.
-    "MAX_PENDING_BYTES": int(os.environ.get("TABCAST_MAX_PENDING_BYTES", str(1024 * 1024))),
+    "MAX_PENDING_BYTES": _env_int("TABCAST_MAX_PENDING_BYTES", 1024 * 1024, "a whole number of bytes", 1),
     # Seconds a closing socket has to take its close frame before its connection is aborted.
-    "SLOW_CLOSE_DEADLINE": float(os.environ.get("TABCAST_SLOW_CLOSE_DEADLINE", "5")),
+    "SLOW_CLOSE_DEADLINE": _env_float("TABCAST_SLOW_CLOSE_DEADLINE", 5.0),
     # Deploys (docs/deploy.md): on SIGTERM the process stops taking WebSockets, answers /healthz
     # with 503 "draining", and closes its sockets with 4200 (reconnect at once) in evenly spaced
     # batches over this many seconds, so the other processes get the reconnects as a stream, not
     # a herd; then it finishes HTTP requests in flight, flushes metering and exits.
-    "DRAIN_SECONDS": float(os.environ.get("TABCAST_DRAIN_SECONDS", "10")),
+    "DRAIN_SECONDS": _env_float("TABCAST_DRAIN_SECONDS", 10.0),
     # Listen with SO_REUSEPORT even as one process (`serve --reuse-port` does the same): several
     # independently started `serve`s share the port, so a host can start the new release before
     # stopping the old one. A draining process then closes its listener at once (the kernel sends
@@ -233,7 +265,7 @@ TABCAST = {
     "REUSE_PORT": _env_bool("TABCAST_REUSE_PORT", False),
     # Channels one socket may be subscribed to at once (Ably: 200). The SDK's shared socket carries
     # every tab's channels, so the default leaves room for many tabs.
-    "MAX_SUBSCRIPTIONS_PER_SOCKET": int(os.environ.get("TABCAST_MAX_SUBSCRIPTIONS_PER_SOCKET", "500")),
+    "MAX_SUBSCRIPTIONS_PER_SOCKET": _env_int("TABCAST_MAX_SUBSCRIPTIONS_PER_SOCKET", 500, "a whole number", 1),
     "MAX_CHANNEL_NAME": 200,
     "MAX_EVENT_NAME": 200,
     "MAX_CHANNELS_PER_PUBLISH": 100,
@@ -246,9 +278,9 @@ TABCAST = {
     # Max raw HTTP request body for the publish APIs (the per-app data limit is checked separately).
     "MAX_REQUEST_BYTES": 1024 * 1024,
     # Public HTTP endpoints: requests per second per app (token bucket, burst = 2x).
-    "HTTP_RATE_PER_APP": int(os.environ.get("TABCAST_HTTP_RATE_PER_APP", "2000")),
+    "HTTP_RATE_PER_APP": _env_int("TABCAST_HTTP_RATE_PER_APP", 2000, "a whole number of requests per second", 1),
     # How long (s) a rotated secret keeps working.
-    "SECRET_GRACE_SECONDS": int(os.environ.get("TABCAST_SECRET_GRACE_SECONDS", str(24 * 3600))),
+    "SECRET_GRACE_SECONDS": _env_int("TABCAST_SECRET_GRACE_SECONDS", 24 * 3600, "a whole number of seconds"),
     "STATE_BACKEND": TABCAST_STATE_BACKEND,
     # How the realtime engine looks up an app by key or id, without importing tenant models.
     "APP_SOURCE": "tenants.services.load_app",
@@ -256,30 +288,38 @@ TABCAST = {
     # per app; see billing/METERING.md "Quotas"), cached like apps; empty: no plan quotas.
     "LIMITS_SOURCE": "billing.services.engine_limits",
     # Seconds an app's settings are cached in a process (a save in this process clears it at once).
-    "APP_CACHE_SECONDS": float(os.environ.get("TABCAST_APP_CACHE_SECONDS", "5")),
+    "APP_CACHE_SECONDS": _env_float("TABCAST_APP_CACHE_SECONDS", 5.0),
     # At most this many apps, and apart from them this many unknown keys/ids ("no such app"
     # answers), are cached per process: junk keys can neither grow memory nor evict real apps.
-    "APP_CACHE_SIZE": int(os.environ.get("TABCAST_APP_CACHE_SIZE", "10000")),
-    "APP_CACHE_MISSES": int(os.environ.get("TABCAST_APP_CACHE_MISSES", "1000")),
+    "APP_CACHE_SIZE": _env_int("TABCAST_APP_CACHE_SIZE", 10000, "a whole number", 1),
+    "APP_CACHE_MISSES": _env_int("TABCAST_APP_CACHE_MISSES", 1000, "a whole number", 1),
     # GET /apps/{id}/channels lists at most this many channels (sorted by name); a longer list
     # is cut there and the answer says so with "truncated": true (Pusher's API has no paging).
-    "MAX_CHANNELS_LISTED": int(os.environ.get("TABCAST_MAX_CHANNELS_LISTED", "1000")),
+    "MAX_CHANNELS_LISTED": _env_int("TABCAST_MAX_CHANNELS_LISTED", 1000, "a whole number", 1),
     # /metrics (Prometheus text): with a token, callers must send "Authorization: Bearer <token>";
     # without one, only loopback clients may read it.
     "METRICS_TOKEN": os.environ.get("TABCAST_METRICS_TOKEN", ""),
+    # App ids (comma-separated, at most 50) that get per-app series (tabcast_app_*) in /metrics;
+    # other apps are only in the totals, so a flood of apps adds no series. docs/metrics.md
+    "METRICS_APPS": os.environ.get("TABCAST_METRICS_APPS", ""),
+    # Time 1 in N publishes from Node.publish to the hub's write (tabcast_publish_latency_seconds).
+    "METRICS_LATENCY_SAMPLE": _env_int("TABCAST_METRICS_LATENCY_SAMPLE", 64, "a whole number", 1),
     # Serve the publish endpoints on the event loop (service/api/fast.py); 0 routes them via Django/DRF.
     "FAST_PUBLISH": _env_bool("TABCAST_FAST_PUBLISH", True),
+    # Where the built browser SDK (/sdk/v1/*.js) is read from; empty: sdk_js/dist in the checkout.
+    # Without a build `serve` says so at start and those URLs answer 503 with how to build it.
+    "SDK_DIST_DIR": os.environ.get("TABCAST_SDK_DIST_DIR", ""),
     # Webhooks to loopback/private addresses are refused unless this is set (self-hosting, tests).
     "WEBHOOKS_ALLOW_PRIVATE": _env_bool("TABCAST_WEBHOOKS_ALLOW_PRIVATE", False),
     # Seconds channel_vacated / member_removed webhooks are held back; a return within them (a page
     # reload) sends neither them nor the channel_occupied / member_added after (as Pusher does).
     # 0 sends at once. service/realtime/held_webhooks.py
-    "WEBHOOK_LEAVE_DELAY": float(os.environ.get("TABCAST_WEBHOOK_LEAVE_DELAY", "3")),
+    "WEBHOOK_LEAVE_DELAY": _env_float("TABCAST_WEBHOOK_LEAVE_DELAY", 3.0),
     # Presence/count entries of a process expire this long after its last heartbeat.
-    "NODE_TTL": int(os.environ.get("TABCAST_NODE_TTL", "30")),
+    "NODE_TTL": _env_int("TABCAST_NODE_TTL", 30, "a whole number of seconds", 1),
     # Redis connections of the state backend per process; callers beyond it wait for a free one
     # (a busy pool is not an outage).
-    "REDIS_POOL_SIZE": int(os.environ.get("TABCAST_REDIS_POOL_SIZE", "64")),
+    "REDIS_POOL_SIZE": _env_int("TABCAST_REDIS_POOL_SIZE", 64, "a whole number of connections", 1),
 }
 
 # --- REST API ---------------------------------------------------------------------------------
@@ -299,15 +339,39 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
 }
 
+# TABCAST_LOG_FORMAT: "plain" (default, for people) or "json" (one object per line: timestamp, level,
+# logger, event, app_id/socket_id/request_id where known; service/logs.py). Either way secrets are
+# redacted, and a flood of the same django.request / uvicorn.error line is summarized.
+LOG_FORMAT = os.environ.get("TABCAST_LOG_FORMAT", "plain").strip().lower() or "plain"
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"TABCAST_LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
+LOG_LEVEL = os.environ.get("TABCAST_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"TABCAST_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("TABCAST_LOG_LEVEL", "INFO")},
+    "filters": {
+        "context": {"()": "service.logs.ContextFilter"},
+        "redact": {"()": "service.logs.RedactFilter"},
+        "floods": {"()": "service.logs.FloodFilter"},
+        "no_traceback": {"()": "service.logs.NoTraceback"},
+    },
+    "formatters": {
+        "plain": {"()": "service.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "service.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["context", "redact"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "uvicorn.access": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
+        "django.request": {"filters": ["floods"]},  # a line per 4xx/5xx: summarized in a flood
+        "uvicorn.error": {"filters": ["floods"]},  # e.g. "Invalid HTTP request received." per request
+        # A scanner's made-up Host headers: answered 400; one line each (no traceback), floods summarized.
+        "django.security.DisallowedHost": {"filters": ["floods", "no_traceback"]},
+        "django.security.csrf": {"filters": ["floods"]},
     },
 }
 

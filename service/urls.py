@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
+
+from service.static_views import serve as serve_static  # async iterator: no ASGI warning per file
 
 urlpatterns = [
     path("", include("service.api.urls")),  # Pusher HTTP API, /publish, /healthz, /api/schema

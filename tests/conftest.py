@@ -5,9 +5,14 @@ import os
 import pytest
 
 from tests.support.clients import PusherJs
-from tests.support.processes import RedisProcess, TabcastProcess, redis_reachable
+from tests.support.processes import RedisProcess, TabcastProcess, redis_reachable, remove_temp_dirs
 
 pytest_plugins = ["tests.support.teams"]  # Alice's and Bob's teams, apps and clients
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the var/redis/cluster dirs the servers of this run used (each xdist worker its own)."""
+    remove_temp_dirs()
 
 
 @pytest.fixture(scope="session")

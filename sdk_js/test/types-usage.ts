@@ -1,6 +1,6 @@
 // Compiled (not run) by `npm test`: the published types accept what a pusher-js user writes.
 import Tabcast, {
-  type ConnectionFailure, type Member, type PresenceChannel, type StateChange,
+  type ConnectionFailure, type Member, type PresenceChannel, type StateChange, type WatchlistEvent,
 } from '../types/index.js';
 
 const tc = new Tabcast('app-key', {
@@ -29,5 +29,6 @@ console.log(why);
 tc.bind_global((event, data) => console.log(event, data));
 tc.signin();
 tc.user.bind('note', (data) => console.log(data));
+tc.user.watchlist.bind('online', (e: WatchlistEvent) => console.log(e.user_ids));
 tc.unsubscribe('orders');
 tc.disconnect();

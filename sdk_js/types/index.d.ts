@@ -130,8 +130,15 @@ export interface Connection extends Dispatcher {
   readonly failure: ConnectionFailure | null;
 }
 
+export interface WatchlistEvent {
+  name: 'online' | 'offline';
+  user_ids: string[];
+}
+
 export interface User extends Dispatcher {
   user_data: any;
+  /** Signed in with `user_data.watchlist`: `bind('online' | 'offline', (e: WatchlistEvent) => ...)`. */
+  watchlist: Dispatcher;
 }
 
 export declare class Tabcast {

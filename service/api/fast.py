@@ -12,11 +12,14 @@ with the same JSON errors. Everything else goes to Django, and so do these endpo
 import asyncio
 import logging
 import re
+import time
 from urllib.parse import parse_qsl
 
 import orjson
 from django.conf import settings
 
+from service.logs import begin_request
+from service.realtime import metrics
 from service.realtime.node import get_node
 from service.realtime.tenancy import get_app
 
@@ -49,7 +52,15 @@ class FastPublish:
         signed = SIGNED_ROUTE.fullmatch(path)
         if signed is None and path != "/publish":
             return await self.app(scope, receive, send)
-        headers = {}
+        started, status = time.perf_counter(), 500
+        try:
+            status = await self._serve(scope, receive, send, path, signed)
+        finally:
+            metrics.http_request_done(signed.group(2) if signed else "publish", status, started)
+
+    async def _serve(self, scope, receive, send, path: str, signed) -> int:
+        # What the RequestId and HttpMetrics middlewares do for Django, done inline: ~1 µs, not ~12.
+        headers = {"x-request-id": begin_request(scope)}
         try:
             body = await _read_body(scope, receive)
             if signed is not None:
@@ -70,6 +81,7 @@ class FastPublish:
             if status == 401:
                 headers["www-authenticate"] = 'Pusher realm="tabcast"' if signed else 'Basic realm="tabcast"'
         await _respond(send, status, answer, headers)
+        return status
 
 
 async def _read_body(scope, receive) -> bytes:

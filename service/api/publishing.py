@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework.exceptions import APIException, ErrorDetail
 
-from service.realtime import quotas
+from service.realtime import metrics, quotas
 from service.realtime.channel_names import Kind, kind_of
 
 from . import validation
@@ -16,7 +16,7 @@ from .errors import ApiError
 
 
 class QuotaExceeded(ApiError, APIException):
-    """429 for a tenant over its message quota, on both API paths.
+    """429 for a tenant over its message quota, or an app over its deliveries/s, on both API paths.
 
     As an ``ApiError`` the fast path answers it (``Retry-After`` from ``retry_after``); as a DRF
     ``APIException`` the DRF views do (``Retry-After`` from ``wait``). Both bodies are
@@ -26,12 +26,13 @@ class QuotaExceeded(ApiError, APIException):
 
     status_code = 429
 
-    def __init__(self, hit: quotas.MessageQuotaHit):
+    def __init__(self, hit: "quotas.MessageQuotaHit | quotas.DeliveryRateHit"):
         retry_after = hit.retry_after()
+        metrics.limit_rejected(hit.quota)  # /metrics: tabcast_limit_rejections_total{kind=<quota>}
         ApiError.__init__(self, 429, hit.message, retry_after=retry_after)
-        self.detail = ErrorDetail(hit.message, "message_quota_exceeded")
+        self.detail = ErrorDetail(hit.message, f"{hit.quota}_exceeded")
         self.wait = retry_after
-        self.extra = {"quota": quotas.MESSAGES_PER_DAY, "limit": hit.limit, "resets_at": hit.resets_at_iso}
+        self.extra = {"quota": hit.quota, "limit": hit.limit, "resets_at": hit.resets_at_iso}
 
 
 def event_from(app, payload: Any) -> dict:
@@ -50,12 +51,14 @@ def batch_from(app, payload: Any) -> list[dict]:
 
 async def publish(node, app, events: list[dict]) -> list[dict]:
     """Publish validated events; returns the info attributes asked for, per channel, per event."""
-    hit = quotas.message_refusal(app)  # in memory: no database or Redis call per publish
+    # In memory: no database or Redis call per publish. Deliveries/s: the cluster-wide flag, or what
+    # this process wrote or accepted for the app since its last traffic flush (under a second).
+    hit = quotas.message_refusal(app) or quotas.delivery_refusal(app, node.hub.traffic.get(app.id))
     if hit is not None:
         raise QuotaExceeded(hit)
     infos = []
     for event in events:
-        await node.publish(app, event["channels"], event["name"], event["data"], event["socket_id"])
+        await node.publish(app, event["channels"], event["name"], event["data"], event["socket_id"], source="http")
         info = {}
         for channel in event["channels"] if event["info"] else ():
             attrs = {}

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from . import metrics, views
+from . import views
 
 app_name = "api"
 
@@ -18,6 +18,5 @@ urlpatterns = [
          name="terminate_unscoped"),
     path("publish", views.PublishView.as_view(), name="publish"),
     path("healthz", views.health, name="health"),
-    path("metrics", metrics.metrics, name="metrics"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
 ]

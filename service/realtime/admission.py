@@ -24,6 +24,8 @@ import time
 
 from django.conf import settings
 
+from .ratelimit import TokenBucket
+
 SCOPE_KEY = "tabcast.admission"  # the counted address, kept in the scope until released
 SWEEP_EVERY = 10.0  # seconds between sweeps of idle addresses
 
@@ -36,7 +38,8 @@ class Admission:
         self.rate = rate
         self.burst = max(1, burst)
         self.clock = clock
-        self._entries: dict[str, list] = {}  # address -> [open sockets, tokens, time of tokens]
+        self._open: dict[str, int] = {}  # address -> open sockets (addresses with none are not kept)
+        self._connects = TokenBucket(rate, self.burst, clock=clock)  # per address
         self._next_sweep = clock() + SWEEP_EVERY
 
     def admit(self, address: str) -> str | None:
@@ -44,42 +47,33 @@ class Admission:
         now = self.clock()
         if now >= self._next_sweep:
             self._sweep(now)
-        entry = self._entries.get(address)
-        if entry is None:
-            entry = self._entries[address] = [0, float(self.burst), now]
-        if self.max_sockets and entry[0] >= self.max_sockets:
+        open_sockets = self._open.get(address, 0)
+        if self.max_sockets and open_sockets >= self.max_sockets:
             return f"Over capacity: {self.max_sockets} connections from your address are open"
-        if self.rate:
-            tokens = min(self.burst, entry[1] + (now - entry[2]) * self.rate)
-            entry[2] = now
-            if tokens < 1:
-                entry[1] = tokens
-                return f"Over capacity: more than {self.rate:g} connects per second from your address"
-            entry[1] = tokens - 1
-        entry[0] += 1
+        if self.rate and not self._connects.allow(address):
+            return f"Over capacity: more than {self.rate:g} connects per second from your address"
+        self._open[address] = open_sockets + 1
         return None
 
     def release(self, address: str) -> None:
-        entry = self._entries.get(address)
-        if entry is not None and entry[0] > 0:
-            entry[0] -= 1
+        open_sockets = self._open.get(address, 0)
+        if open_sockets > 1:
+            self._open[address] = open_sockets - 1
+        elif open_sockets:
+            del self._open[address]
 
     def open_sockets(self, address: str) -> int:
-        entry = self._entries.get(address)
-        return entry[0] if entry else 0
+        return self._open.get(address, 0)
 
     def _sweep(self, now: float) -> None:
         """Forget addresses with no open socket and a full bucket: memory stays bounded by the
         addresses active in the last few seconds (a bucket refills in burst / rate seconds)."""
         self._next_sweep = now + SWEEP_EVERY
-        rate, burst = self.rate, self.burst
-        idle = [address for address, (count, tokens, at) in self._entries.items()
-                if count == 0 and (not rate or tokens + (now - at) * rate >= burst)]
-        for address in idle:
-            del self._entries[address]
+        self._connects.forget_full()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """Addresses remembered: with an open socket, or a bucket still refilling."""
+        return len(self._open.keys() | set(self._connects))
 
 
 _admission: Admission | None = None

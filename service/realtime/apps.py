@@ -6,3 +6,9 @@ class RealtimeConfig(AppConfig):
 
     name = "service.realtime"
     label = "realtime"
+
+    def ready(self):
+        from .lifespan import node_started
+        from .metrics import on_node_started
+
+        node_started.connect(on_node_started, dispatch_uid="realtime.metrics")

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from . import metrics
 from .channel_names import CONTROL_GROUP
 from .outage import describe, redis_outage
 
@@ -138,6 +139,7 @@ class LayerBroker:
         return (CONTROL_GROUP, self._probe_group)
 
     def _lost(self, exc: BaseException | str) -> None:
+        metrics.REDIS_ERRORS.labels("delivery").inc()
         if self.healthy:
             self.healthy = False
             self._joined.clear()
@@ -173,7 +175,7 @@ class LayerBroker:
         self._probe_seq += 1
         self._probe_back.clear()
         loop = asyncio.get_running_loop()
-        sent_at = loop.time()
+        sent_at = started = loop.time()
         receivers = await asyncio.wait_for(
             self._publish(self._probe_group, {"type": PROBE, "seq": self._probe_seq}), timeout)
         if receivers == 0:
@@ -181,6 +183,7 @@ class LayerBroker:
         for _ in range(patience):
             try:
                 await asyncio.wait_for(self._probe_back.wait(), max(timeout - (loop.time() - sent_at), 0.01))
+                metrics.REDIS_DURATION.labels("probe").observe(loop.time() - started)
                 return True
             except TimeoutError:
                 if loop.time() - self._received_at > timeout:
@@ -226,6 +229,8 @@ class LayerBroker:
             self._peers = peers
         self._joined = {group for group in groups if group in self.groups or group in self._own_groups()}
         self.healthy = True
+        metrics.BROKER_REJOINS.inc()
+        metrics.BROKER_GROUPS_REJOINED.inc(len(self.groups))
         self.outage.back("delivery")
 
     async def _count_peers(self) -> int | None:

@@ -35,7 +35,8 @@ from typing import Any
 
 from websockets.protocol import State
 
-from . import codes
+from . import codes, metrics
+from .floods import slow_closes
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,10 @@ class Connection:
             return
         outcome = self._write(direct, text_frame(text) if wire is None else wire, self.max_pending_bytes)
         if outcome is _OVERFLOW:
-            log.info("closing slow socket %s: more than %d bytes pending", self.socket_id, self.max_pending_bytes)
+            metrics.SLOW_READER_CLOSES.inc()
+            if slow_closes.hit(f"app {self.app.id}", self.socket_id):  # a wave of them: one summary line
+                log.info("closing slow socket %s: more than %d bytes pending", self.socket_id, self.max_pending_bytes,
+                         extra={"socket_id": self.socket_id})  # not the publisher's (the context's)
             self.close(codes.OVER_CAPACITY, SLOW_READER_REASON)
         # _GONE: the peer or the server is already closing; the consumer hears of it from the server.
 
@@ -122,7 +126,10 @@ class Connection:
         self._queue.append(message)
         self._queued_bytes += size
         if not closing and self._queued_bytes > self.max_pending_bytes:
-            log.info("closing slow socket %s: more than %d bytes pending", self.socket_id, self.max_pending_bytes)
+            metrics.SLOW_READER_CLOSES.inc()
+            if slow_closes.hit(f"app {self.app.id}", self.socket_id):  # a wave of them: one summary line
+                log.info("closing slow socket %s: more than %d bytes pending", self.socket_id, self.max_pending_bytes,
+                         extra={"socket_id": self.socket_id})  # not the publisher's (the context's)
             self._queue.clear()  # nothing here reached the peer yet: a server we can't bound gets no more
             self._queued_bytes = 0
             self.closed = True

@@ -15,7 +15,10 @@ from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
-from . import admission, channel_names, codes, protocol, quotas, signatures, watchlist
+from service.logs import bind_socket
+
+from . import admission, channel_names, codes, floods, protocol, quotas, signatures, watchlist
+from . import metrics
 from .channel_names import Kind, kind_of
 from .connection import Connection
 from .node import SubscribeRefused, get_node
@@ -26,6 +29,8 @@ from .tenancy import get_app
 log = logging.getLogger(__name__)
 
 SUPPORTED_PROTOCOLS = range(5, 8)
+# Handshake refusals that are limits (also counted in tabcast_limit_rejections_total).
+_LIMIT_REASONS = frozenset(("ip_sockets", "ip_connect_rate", "connection_quota", "app_connect_rate"))
 MAX_TABS_REPORTED = 1000
 
 
@@ -66,45 +71,54 @@ class PusherConsumer(AsyncConsumer):
     async def websocket_connect(self, message):
         await self.base_send({"type": "websocket.accept"})
         if (refused := admission.admit(self.scope)) is not None:  # per-IP sockets and connects/s
-            return await self._refuse(codes.OVER_CAPACITY, refused)
+            return await self._refuse(codes.OVER_CAPACITY, refused,
+                                      "ip_connect_rate" if "per second" in refused else "ip_sockets")
         key = self.scope["url_route"]["kwargs"]["key"]
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         version = query.get("protocol", [None])[0]
-        if version is not None and (not version.isdigit() or int(version) not in SUPPORTED_PROTOCOLS):
-            return await self._refuse(codes.UNSUPPORTED_PROTOCOL, f"Unsupported protocol version {version}")
+        if version is not None and (not (version.isascii() and version.isdigit()) or int(version) not in SUPPORTED_PROTOCOLS):
+            return await self._refuse(codes.UNSUPPORTED_PROTOCOL, f"Unsupported protocol version {version}",
+                                      "protocol")
         app = await get_app(key=key)
         if app is None:
-            return await self._refuse(codes.APP_DOES_NOT_EXIST, f"Application does not exist: {key}")
+            return await self._refuse(codes.APP_DOES_NOT_EXIST, f"Application does not exist: {key}", "unknown_app")
         if not app.enabled:
-            return await self._refuse(codes.APP_DISABLED, "Application is disabled")
+            return await self._refuse(codes.APP_DISABLED, "Application is disabled", "app_disabled")
         origin = _header(self.scope, b"origin")
         # A page of this service itself (the SDK's worker frame, whose embedding the frame
         # page restricts to the app's origins with frame-ancestors) is always allowed.
         if not app.origin_allowed(origin) and not _same_origin(origin, _header(self.scope, b"host")):
-            return await self._refuse(codes.UNAUTHORIZED, f"Origin not allowed: {origin}")
+            return await self._refuse(codes.UNAUTHORIZED, f"Origin not allowed: {origin}", "origin")
         node = await get_node()
         if not node.accepting:
-            return await self._refuse(codes.RECONNECT_NOW, "Server is restarting, please reconnect")
+            return await self._refuse(codes.RECONNECT_NOW, "Server is restarting, please reconnect", "draining")
         if app.max_connections is not None:
             sockets, _ = await node.state.connection_counts(app.id)
             if sockets >= app.max_connections:
-                return await self._refuse(codes.OVER_CONNECTION_QUOTA, "Application is over connection quota")
+                return await self._refuse(codes.OVER_CONNECTION_QUOTA, "Application is over connection quota",
+                                          "connection_quota")
         if refused := await quotas.connect_refusal(app):  # per-app connects/s (4100)
-            return await self._refuse(*refused)
+            return await self._refuse(*refused, "app_connect_rate")
         self.node = node
         self.conn = Connection(new_socket_id(), app, self.base_send, settings.TABCAST["MAX_PENDING_BYTES"],
                                settings.TABCAST["SLOW_CLOSE_DEADLINE"])
         self.conn.origin = origin
+        bind_socket(app.id, self.conn.socket_id)  # log lines of this socket's task carry its ids
         await node.connect(self.conn)
         self.conn.send(protocol.connection_established(self.conn.socket_id, settings.TABCAST["ACTIVITY_TIMEOUT"]))
         _release_headers(self.scope)
 
-    async def _refuse(self, code: int, message: str) -> None:
+    async def _refuse(self, code: int, message: str, reason: str = "other") -> None:
+        metrics.handshake_failed(reason)  # /metrics: tabcast_handshake_failures_total{reason}
+        if reason in _LIMIT_REASONS:
+            metrics.limit_rejected(reason)
+        floods.refused_connects.hit(f"{code} {admission.client_key(self.scope)}", message)  # logged in a flood
         await self.base_send({"type": "websocket.send", "text": protocol.error(code, message)})
         await self.base_send({"type": "websocket.close", "code": code, "reason": message[:120]})
 
     async def websocket_disconnect(self, message):
         if self.conn is not None:
+            metrics.disconnected(message.get("code", 1006))
             self.conn.closed = True
             try:
                 await self.node.disconnect(self.conn)
@@ -125,6 +139,7 @@ class PusherConsumer(AsyncConsumer):
         if text is None:
             self._error(codes.INVALID_MESSAGE, "Binary frames are not supported; send JSON text")
             return
+        metrics.received(len(text) if text.isascii() else len(text.encode()))
         limit = conn.app.max_message_bytes * 2 + 4096
         if len(text) > limit:
             self._error(codes.CLIENT_EVENT_REJECTED, f"Message too large: {len(text)} bytes, the limit is {limit}")
@@ -135,7 +150,8 @@ class PusherConsumer(AsyncConsumer):
         except protocol.ProtocolError as exc:
             self._error(exc.code, str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad frame or a backend hiccup must not kill the socket
-            if not redis_outage.absorb(exc):  # an outage is logged once, not per frame
+            # An outage is logged once, not per frame; a bug hit by every frame, not per frame either.
+            if not redis_outage.absorb(exc) and floods.frame_failures.hit(f"app {conn.app.id}"):
                 log.exception("error handling a frame on %s", conn.socket_id)
             self._error(codes.SERVER_ERROR, "A server error occurred; try again")
 
@@ -183,7 +199,7 @@ class PusherConsumer(AsyncConsumer):
                 conn.send(protocol.subscription_succeeded(channel))
             return
         member = None
-        if kind in (Kind.PRIVATE, Kind.ENCRYPTED, Kind.PRESENCE):
+        if channel_names.needs_auth(channel):
             channel_data = data.get("channel_data")
             if channel_data is not None and not isinstance(channel_data, str):
                 channel_data = None if channel_data == "" else orjson.dumps(channel_data).decode()
@@ -258,6 +274,7 @@ class PusherConsumer(AsyncConsumer):
     def _error(self, code: int, message: str, channel: str | None = None) -> None:
         """Answer a bad frame with pusher:error; the connection stays open."""
         self.conn.send(protocol.error(code, message, channel))
+        floods.bad_frames.hit(f"app {self.conn.app.id}", f"{code} {message}")  # logged in a flood
         self.node.emit(self.conn.app.id, "error", socket_id=self.conn.socket_id, code=code, message=message,
                        channel=channel)
 
@@ -275,7 +292,7 @@ class PusherConsumer(AsyncConsumer):
         if not app.client_events:
             return reject("To send client events, you must enable this feature in the Settings page of "
                           "your dashboard.")
-        if channel is None or kind_of(channel) not in (Kind.PRIVATE, Kind.ENCRYPTED, Kind.PRESENCE):
+        if channel is None or not channel_names.needs_auth(channel):
             return reject("Client events are only allowed on private and presence channels")
         if channel not in conn.channels:
             return reject(f"Cannot broadcast client event (connection not subscribed to channel {channel})")
@@ -289,9 +306,12 @@ class PusherConsumer(AsyncConsumer):
         while times and now - times[0] >= 1.0:
             times.popleft()
         if len(times) >= settings.TABCAST["CLIENT_EVENTS_PER_SECOND"]:
+            metrics.limit_rejected("client_events_per_socket")
             return reject(f"Client event rejected: more than {settings.TABCAST['CLIENT_EVENTS_PER_SECOND']} "
                           "per second")
         if refusal := quotas.client_event_refusal(app):  # message quota, per-app client events/s
+            hit = quotas.message_refusal(app) or quotas.delivery_refusal(app)  # which one, for /metrics
+            metrics.limit_rejected(hit.quota if hit is not None else "client_events_per_second")
             return reject(refusal)
         times.append(now)
         await self.node.client_event(conn, channel, frame.event, frame.data)

@@ -54,6 +54,8 @@ class HeldWebhooks:
         self._due: deque[tuple[float, AppInfo, str, dict]] = deque()  # in due order: the delay is constant
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._deciding: asyncio.Future | None = None  # the batch being decided
+        self._closing = False
 
     # --- the node's four events ---
 
@@ -74,7 +76,7 @@ class HeldWebhooks:
     # ---
 
     def _holding(self, app: AppInfo) -> bool:
-        return self.delay > 0 and bool(app.webhook_url)
+        return self.delay > 0 and bool(app.webhook_url) and not self._closing  # stopping: no new holds
 
     async def _returned(self, app: AppInfo, key: str, event: dict) -> None:
         if self._holding(app):
@@ -97,7 +99,7 @@ class HeldWebhooks:
             self.node.webhooks.send(app, event)
             return
         self._due.append((self.node.loop.time() + self.delay, app, key, event))
-        if self._task is None:
+        if self._task is None and not self._closing:
             self._task = self.node.loop.create_task(self._run())
         self._wake.set()
 
@@ -119,7 +121,7 @@ class HeldWebhooks:
 
     async def _run(self) -> None:
         loop = self.node.loop
-        while True:
+        while not self._closing:
             if not self._due:
                 self._wake.clear()
                 await self._wake.wait()
@@ -131,10 +133,17 @@ class HeldWebhooks:
             batch = []
             while self._due and self._due[0][0] <= loop.time() and len(batch) < BATCH:
                 batch.append(self._due.popleft())
-            await asyncio.gather(*(self._decide(app, key, event) for _, app, key, event in batch))
+            self._deciding = asyncio.gather(*(self._decide(app, key, event) for _, app, key, event in batch))
+            try:
+                await asyncio.shield(self._deciding)  # close() lets a batch in hand finish
+            finally:
+                self._deciding = None
 
     async def close(self) -> None:
         """Decide what is still held now (a stopping process), before the state closes."""
+        self._closing = True
+        if self._deciding is not None:
+            await asyncio.wait([self._deciding])
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -20,6 +20,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from .connection import Connection, text_frame
+from .state.base import TRAFFIC_FIELDS
 
 ChannelKey = tuple[int, str]  # (app id, channel name)
 
@@ -35,6 +36,12 @@ class AppTraffic:
     logical_deliveries: int = 0
     logical_bytes: int = 0
 
+    def counts(self) -> list[int]:
+        """The counters in TRAFFIC_FIELDS order (the order ClusterState.add_metering takes them)."""
+        return [getattr(self, name) for name in TRAFFIC_FIELDS]
+
+
+assert set(AppTraffic.__slots__) == set(TRAFFIC_FIELDS), "AppTraffic must count exactly TRAFFIC_FIELDS"
 
 SLICE = 256  # sockets written per app per round: ~2-4 ms of sends here, the most a neighbour waits
 

@@ -141,7 +141,8 @@ async def _uvicorn_handshake(problems) -> None:
         accepted.set_result(scope)
 
     config = uvicorn.Config(app, ws=ws_protocol.LeanWebSocketProtocol, ws_per_message_deflate=False,
-                            lifespan="off", log_level="warning", proxy_headers=False)
+                            lifespan="off", log_level="warning", proxy_headers=False,
+                            log_config=None)  # a Config with uvicorn's log config would replace settings.LOGGING's
     config.load()
     config.handshake_timeout = 60
 

@@ -11,6 +11,7 @@ import logging
 
 from django.dispatch import Signal
 
+from . import metrics
 from .node import current_node, get_node
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class LifespanMiddleware:
                 (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                 (b"retry-after", b"1"), (b"connection", b"close"), (b"cache-control", b"no-store")]})
             await send({"type": "http.response.body", "body": body})
+            metrics.HTTP_REQUESTS.labels("healthz", "503").inc()  # answered before routing (HttpMetrics)
             return None
 
         async def send_closing(message):

@@ -15,7 +15,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import channel_names, codes, protocol, watchlist
+from . import channel_names, codes, metrics, protocol, watchlist
 from .broker import LayerBroker
 from .held_webhooks import HeldWebhooks
 from .channel_names import Kind, group_name, kind_of
@@ -54,6 +54,7 @@ class Node:
         self._tasks: list[asyncio.Task] = []
         self._joins: dict[tuple[int, str], asyncio.Future] = {}  # group joins in flight
         self.accepting = True  # False once draining (a deploy): new sockets get 4200, /healthz 503
+        self.stopping = False  # True once stop() runs: the last flush (billing persists its rollups then)
         self._stopped: asyncio.Future | None = None  # set by the first stop()
         # Observers of what happens on each app (the dashboard's debug console); called
         # synchronously as listener(app_id, kind, details) and must not block.
@@ -71,7 +72,7 @@ class Node:
                 log.exception("listener failed")
 
     async def start(self) -> None:
-        self.webhooks = WebhookSender(on_queued=self.hub.count_published)  # a webhook is a message
+        self.webhooks = WebhookSender(on_queued=self._webhook_queued)  # a webhook is a message
         # channel_vacated / member_removed wait; a quick return cancels them (held_webhooks.py).
         self.held_webhooks = HeldWebhooks(self, self.conf.get("WEBHOOK_LEAVE_DELAY", 0))
         await self.state.start()
@@ -81,6 +82,10 @@ class Node:
             self.loop.create_task(self._flush_traffic()),
             self.loop.create_task(self._announce_departed()),
         ]
+
+    def _webhook_queued(self, app_id: int) -> None:
+        self.hub.count_published(app_id)
+        metrics.published("webhook")
 
     async def drain(self, window: float, abort=lambda: False) -> None:
         """A deploy's first step (SIGTERM; ``server.TabcastServer.shutdown``): take no new sockets
@@ -105,6 +110,7 @@ class Node:
         self._stopped = self.loop.create_future()
         try:
             self.accepting = False
+            self.stopping = True
             await self.close_all(codes.RECONNECT_NOW, "Server is restarting, please reconnect")
             for task in self._tasks:
                 task.cancel()
@@ -181,11 +187,13 @@ class Node:
             return
         limit = self.conf["MAX_SUBSCRIPTIONS_PER_SOCKET"]
         if len(conn.channels) >= limit:
+            metrics.limit_rejected("subscriptions_per_socket")
             raise SubscribeRefused("LimitReached", f"This connection already has {limit} subscriptions, the "
                                    "limit; unsubscribe from one first", codes.SUB_SUBSCRIPTION_LIMIT)
         if member is not None:
             members = await self.state.members(app.id, channel)
             if member.key not in members and len(members) >= self.conf["MAX_PRESENCE_MEMBERS"]:
+                metrics.limit_rejected("presence_members")
                 raise SubscribeRefused("LimitReached", "The presence channel is full", codes.SUB_MEMBER_LIMIT)
         conn.channels[channel] = member
         await self._join_local(app.id, channel, conn)
@@ -286,14 +294,17 @@ class Node:
     # --- publishing ---
 
     async def publish(self, app: AppInfo, channels: list[str], event: str, data: str,
-                      except_socket: str | None = None) -> None:
-        """Publish one event to channels (HTTP API); raises if the broker is unreachable."""
+                      except_socket: str | None = None, source: str = "internal") -> None:
+        """Publish one event to channels; raises if the broker is unreachable.
+
+        ``source`` labels the /metrics count: "http" (the HTTP API), "console", "internal"."""
         for channel in channels:
             frame = protocol.event(event, channel, data)
             if channel_names.is_cache(channel):
                 await self.state.cache_set(app.id, channel, CachedEvent(frame, event, data, self.conf["CACHE_TTL"]))
             await self._send(app.id, channel, frame, except_socket)
         self.hub.count_published(app.id, len(channels))
+        metrics.published(source, len(channels))
         self.emit(app.id, "published", channels=channels, event=event, bytes=len(data))
 
     async def client_event(self, conn: Connection, channel: str, event: str, data: Any) -> None:
@@ -301,6 +312,7 @@ class Node:
         user_id = member.user_id if member is not None else None
         await self._send(conn.app.id, channel, protocol.client_event(event, channel, data, user_id), conn.socket_id)
         self.hub.count_published(conn.app.id)
+        metrics.published("client_event")
         webhook = {"name": "client_event", "channel": channel, "event": event, "data": data,
                    "socket_id": conn.socket_id}
         if user_id is not None:
@@ -312,9 +324,10 @@ class Node:
         await self.broker.send(channel_names.CONTROL_GROUP, {"type": TERMINATE, "app": app.id, "user": user_id})
 
     async def _send(self, app_id: int, channel: str, frame: str, except_socket: str | None = None) -> None:
-        await self.broker.send(group_name(app_id, channel), {
-            "type": PUBLISH, "app": app_id, "channel": channel, "frame": frame, "except": except_socket,
-        })
+        message = {"type": PUBLISH, "app": app_id, "channel": channel, "frame": frame, "except": except_socket}
+        if (sent_at := metrics.stamp()) is not None:  # 1 in N: publish -> deliver latency
+            message["t"] = sent_at
+        await self.broker.send(group_name(app_id, channel), message)
 
     def _fan_out_ready(self):
         """None while the hub's fan-out backlog is small; else what the broker awaits first."""
@@ -327,6 +340,8 @@ class Node:
         kind = message.get("type")
         if kind == PUBLISH:
             self.hub.broadcast(message["app"], message["channel"], message["frame"], message.get("except"))
+            if "t" in message:
+                metrics.observe_latency(message["t"])
         elif kind == TERMINATE:
             channel = channel_names.user_channel(message["user"])
             frame = protocol.error(codes.UNAUTHORIZED, "You got disconnected by the app.")
@@ -418,10 +433,10 @@ class Node:
         elapsed, self._flushed_at = now - self._flushed_at, now
         hour = int(time.time()) // 3600
         taken = self.hub.take_traffic()
+        metrics.fold_traffic(taken)  # the same counts billing gets: /metrics and the Usage page agree
         for app_id in taken.keys() | set(self.hub.apps()):
             traffic = taken.get(app_id) or AppTraffic()
-            counts = [traffic.messages, traffic.deliveries, traffic.bytes, traffic.logical_deliveries,
-                      traffic.logical_bytes]
+            counts = traffic.counts()  # in TRAFFIC_FIELDS order
             # Tabs connected here for the interval: the HTTP-polling comparison counts one request per tab-second.
             tab_seconds = round(self.hub.app_tabs(app_id) * elapsed, 3)
             batches = pending.setdefault(app_id, [])
@@ -445,6 +460,8 @@ class Node:
         for app_id in self.hub.apps():
             sockets, tabs = await self.state.connection_counts(app_id)
             await self.state.note_peaks(app_id, hour, sockets, tabs)
+            metrics.note_app_connections(app_id, sockets)
+        metrics.after_flush()
         for hook in self.flush_hooks:
             try:
                 await hook()

@@ -70,6 +70,9 @@ class Outage:
     def back(self, part: str) -> None:
         if part not in self.down:
             return
+        from . import metrics
+
+        metrics.REDIS_RECONNECTS.labels(part).inc()  # /metrics: tabcast_redis_reconnects_total{part}
         self.down.discard(part)
         if not self.down:
             log.warning("%s outage over after %.1f s (%s back last); %d operations failed meanwhile",

@@ -7,6 +7,12 @@
 * **Connects per second** and **client events per second** (per app): token buckets kept *per
   server process* (burst: one second's worth). With N processes behind a load balancer an app
   gets up to N times the rate.
+* **Deliveries per second** (per app): billing's ``DeliveryRateWatch`` measures each app's
+  deliveries over the last second *cluster-wide* (the state's traffic totals, after the flush) and
+  calls :func:`block_deliveries` / :func:`unblock_deliveries`; on top of that a publish is refused
+  at once when *this process* has, since its last flush (under a second), written the cap's worth
+  of the app's deliveries or accepted publishes worth that many (its publishes times the fan-out
+  the watch last measured). Both are O(1) lookups here.
 
 Plan limits come from ``TABCAST["LIMITS_SOURCE"]`` (``function(tenant_id) -> dict``), cached per
 tenant for ``APP_CACHE_SECONDS`` like the app settings; a stale entry keeps being used while one
@@ -15,15 +21,18 @@ background reload runs.
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from . import codes
+from .ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,7 @@ log = logging.getLogger(__name__)
 clock = time.time
 
 MESSAGES_PER_DAY = "messages_per_day"
+DELIVERIES_PER_SECOND = "deliveries_per_second"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,7 @@ class MessageQuotaHit:
 
     limit: int
     resets_at: float
+    quota: ClassVar[str] = MESSAGES_PER_DAY
 
     @property
     def resets_at_iso(self) -> str:
@@ -77,6 +88,93 @@ def message_refusal(app) -> MessageQuotaHit | None:
         _blocked.pop(app.tenant_id, None)
         return None
     return hit
+
+
+# --- deliveries per second, per app ---
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRateHit:
+    """An app delivered more than its plan's deliveries/s: its publishes wait for the next second.
+
+    ``delivered`` is what was measured in ``scope``: "cluster-wide", frames written to sockets by
+    every process over the last second; "this server process", what this process wrote or its
+    accepted publishes caused since its last flush. ``resets_at`` (unix time) is when the rate is
+    measured again; ``expires`` (monotonic) when a flag lapses if nobody renews it.
+    """
+
+    limit: int
+    delivered: int
+    scope: str
+    resets_at: float
+    expires: float
+    quota: ClassVar[str] = DELIVERIES_PER_SECOND
+
+    @property
+    def resets_at_iso(self) -> str:
+        return datetime.fromtimestamp(math.ceil(self.resets_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def retry_after(self, now: float | None = None) -> int:
+        return 1  # the rate is measured every second
+
+    @property
+    def message(self) -> str:
+        return (f"Delivery rate exceeded: {self.delivered:,} deliveries to sockets in the last second "
+                f"({self.scope}), over the plan's {DELIVERIES_PER_SECOND} limit of {self.limit:,}; "
+                f"retry after 1 second")
+
+
+_rate_blocked: dict[int, DeliveryRateHit] = {}  # app id -> its flag, set by billing's DeliveryRateWatch
+# A flag nobody renews (the watch stopped, the state is away) lapses this long after its measurement.
+RATE_FLAG_SECONDS = 2.0
+
+
+def block_deliveries(app_id: int, limit: int, delivered: int) -> None:
+    """The app's cluster-wide deliveries in the last second were over ``limit``: refuse its publishes."""
+    _rate_blocked[app_id] = DeliveryRateHit(limit, delivered, "cluster-wide", clock() + 1.0,
+                                            time.monotonic() + RATE_FLAG_SECONDS)
+
+
+def unblock_deliveries(app_id: int) -> None:
+    _rate_blocked.pop(app_id, None)
+
+
+def rate_blocked_apps() -> list[int]:
+    return list(_rate_blocked)
+
+
+_fan_out: dict[int, float] = {}  # app id -> cluster-wide deliveries per message, as last measured
+
+
+def note_fan_out(app_id: int, deliveries_per_message: float) -> None:
+    _fan_out[app_id] = deliveries_per_message
+
+
+def forget_fan_out(app_id: int) -> None:
+    _fan_out.pop(app_id, None)
+
+
+def delivery_refusal(app, traffic=None) -> DeliveryRateHit | None:
+    """Whether the app is over its deliveries/s now (dict lookups, no database or Redis call).
+
+    ``traffic`` is the app's ``AppTraffic`` in this process's hub (counters since the last flush,
+    under a second old), if any. Refused at once when this process has already written the cap's
+    worth of the app's deliveries, or accepted publishes worth that many deliveries cluster-wide
+    (its messages times the fan-out last measured): so each process stops a burst within its
+    second, wherever the subscribers are, before the cluster-wide flag catches up.
+    """
+    hit = _rate_blocked.get(app.id)
+    if hit is not None:
+        if time.monotonic() < hit.expires:
+            return hit
+        _rate_blocked.pop(app.id, None)
+    if traffic is not None and (traffic.deliveries or traffic.messages):
+        cap = cached_limits(app.tenant_id).get("max_deliveries_per_second")
+        if cap:
+            caused = max(traffic.deliveries, int(traffic.messages * _fan_out.get(app.id, 0.0)))
+            if caused >= cap:
+                return DeliveryRateHit(cap, caused, "this server process", clock() + 1.0, 0.0)
+    return None
 
 
 # --- plan limits, cached per tenant ---
@@ -123,9 +221,16 @@ def cached_limits(tenant_id: int | None) -> dict:
 
 
 async def limits_for(tenant_id: int | None) -> dict:
-    """The tenant's limits; waits for the database only the first time a tenant is seen."""
+    """The tenant's limits; waits for the database only the first time a tenant is seen.
+
+    Callers that arrive while that first load runs (a burst of connects) wait for the same load:
+    one query, not one per socket."""
     if tenant_id not in _limits:
-        return await _load(tenant_id)
+        _reload_soon(tenant_id)
+        loading = _reloads.get(tenant_id)
+        if loading is None:  # no running loop to load in the background: load here
+            return await _load(tenant_id)
+        return await asyncio.shield(loading)
     return cached_limits(tenant_id)
 
 
@@ -135,24 +240,13 @@ def forget_limits() -> None:
 
 # --- per-app rates: token buckets in this process ---
 
-_connect_buckets: dict[int, list[float]] = {}  # app id -> [tokens, last refill (monotonic)]
-_client_event_buckets: dict[int, list[float]] = {}
+# Per app id; each bucket refills at the plan's rate per second, up to that rate (a second's worth).
+_connect_buckets = TokenBucket()
+_client_event_buckets = TokenBucket()
 
 
-def _take(buckets: dict[int, list[float]], app_id: int, rate: int) -> bool:
-    """Spend one token of a bucket that refills ``rate`` per second up to ``rate``."""
-    now = time.monotonic()
-    bucket = buckets.get(app_id)
-    if bucket is None:
-        buckets[app_id] = [rate - 1.0, now]
-        return True
-    tokens = min(float(rate), bucket[0] + (now - bucket[1]) * rate)
-    bucket[1] = now
-    if tokens < 1:
-        bucket[0] = tokens
-        return False
-    bucket[0] = tokens - 1
-    return True
+def _take(buckets: TokenBucket, app_id: int, rate: int) -> bool:
+    return buckets.allow(app_id, rate, rate)
 
 
 async def connect_refusal(app) -> tuple[int, str] | None:
@@ -165,7 +259,7 @@ async def connect_refusal(app) -> tuple[int, str] | None:
 
 def client_event_refusal(app) -> str | None:
     """Why a client event is refused by a quota (the message of its 4301), or None."""
-    hit = message_refusal(app)
+    hit = message_refusal(app) or delivery_refusal(app)
     if hit is not None:
         return hit.message
     rate = cached_limits(app.tenant_id).get("max_client_events_per_second")

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close, decode_hosts
 
+from . import metrics
 from .outage import is_backend_failure
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
                 pipeline = shard._redis.pipeline(transaction=False)  # noqa: SLF001
                 for group_channel, payload, _ in batch:
                     pipeline.publish(group_channel, payload)
-                receivers = await pipeline.execute()
+                with metrics.timed_redis("publish"):
+                    receivers = await pipeline.execute()
         except BaseException as exc:
             for *_, done in batch if batch is not None else self._batches.pop(shard, ()):
                 if done.done():
@@ -154,6 +156,8 @@ class _Shard(RedisSingleShardConnection):
             except (asyncio.CancelledError, asyncio.TimeoutError, GeneratorExit):
                 raise
             except Exception as exc:  # noqa: BLE001 - keep receiving
+                metrics.REDIS_ERRORS.labels("pubsub").inc()
+                metrics.REDIS_RECONNECTS.labels("pubsub").inc()  # the next read reconnects and resubscribes
                 self.confirmed.clear()
                 if not is_backend_failure(exc):
                     log.exception("unexpected error in the pub/sub receive loop")

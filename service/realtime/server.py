@@ -125,6 +125,7 @@ def uvicorn_config(host: str, port: int, workers: int = 1, **extra) -> uvicorn.C
         ws_max_size=1024 * 1024,
         ws_ping_interval=None,  # Pusher pings in the protocol (pusher:ping); no extra control frames
         lifespan="on", access_log=False, log_level="warning",
+        log_config=None,  # uvicorn's loggers go through settings.LOGGING (TABCAST_LOG_FORMAT, redaction, floods)
         timeout_graceful_shutdown=HTTP_GRACE_SECONDS,  # after the drain: TabcastServer.shutdown
         backlog=LISTEN_BACKLOG,
         # X-Forwarded-For/-Proto only from these peers; with none, uvicorn's middleware is off

@@ -12,10 +12,13 @@ def sign(secret: str, message: str) -> str:
 
 def matches(secrets: Iterable[str], message: str, signature: str) -> bool:
     """True if ``signature`` is the HMAC of ``message`` under any of ``secrets``."""
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, i.e. a server
+    # error, for a junk signature from a client). tests/fuzz found it.
+    given = signature.encode("utf-8", "surrogatepass")
     ok = False
     for secret in secrets:
         # No early exit: the time taken does not tell which secret matched.
-        ok |= hmac.compare_digest(sign(secret, message), signature)
+        ok |= hmac.compare_digest(sign(secret, message).encode(), given)
     return ok
 
 

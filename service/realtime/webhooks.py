@@ -23,7 +23,8 @@ import httpx
 import orjson
 from django.conf import settings
 
-from . import signatures
+from . import metrics, signatures
+from .floods import dropped_webhooks
 from .tenancy import AppInfo
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,9 @@ class WebhookSender:
         try:
             self._queue.put_nowait((app, body))
         except asyncio.QueueFull:
-            log.warning("webhook queue full; dropping %s for app %s", event.get("name"), app.id)
+            metrics.webhook("dropped")
+            if dropped_webhooks.hit(f"app {app.id}", str(event.get("name"))):  # a flood of them: one summary line
+                log.warning("webhook queue full; dropping %s for app %s", event.get("name"), app.id)
             return
         if self.on_queued is not None:
             self.on_queued(app.id)
@@ -140,11 +143,14 @@ class WebhookSender:
             problem = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error
             if time.monotonic() + delay > give_up_at:
                 log.warning("app %s: webhook failed for 5 minutes (%s); giving up", app.id, problem)
+                metrics.webhook("gave_up")
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
 
     async def _record(self, app: AppInfo, attempt: Attempt) -> None:
+        # /metrics: each attempt of the sender (tabcast_webhooks_total{outcome})
+        metrics.webhook("delivered" if attempt.ok else "blocked" if attempt.error == REFUSED else "error")
         if self.on_attempt is None:
             return
         try:

@@ -16,6 +16,10 @@ waits, and drops the handshake objects once the handshake is answered. Selected 
 ``serve`` (``service/realtime/server.py``); ``connection.py`` writes fan-out frames straight to
 its transport exactly as for the class it extends.
 
+Two client errors uvicorn mishandles are answered here: an upgrade request websockets cannot
+parse (an 8 KB+ header line, a POST) gets its 4xx at once instead of silence until the deadline,
+and a text frame that is not UTF-8 (closed with 1007) no longer logs a traceback each time.
+
 It also carries the handshake deadline (see :class:`DeadlineHttpToolsProtocol` below) from the
 HTTP upgrade to the ASGI accept, and cancels it there.
 
@@ -25,16 +29,40 @@ These classes rely on uvicorn's and websockets' internals (attribute names, what
 """
 
 import asyncio
+import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from . import metrics
+from .floods import handshake_timeouts
+
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+
+
+class _QuietClientErrors(logging.LoggerAdapter):
+    """uvicorn's "uvicorn.error" logger minus the traceback it logs for every text frame that is
+    not UTF-8: the client is answered with close 1007, and one client could flood the log with it."""
+
+    INVALID_UTF8 = "Invalid UTF-8 sequence received from client."
+
+    @property
+    def level(self) -> int:  # uvicorn reads logger.level
+        return self.logger.level
+
+    def log(self, level, msg, *args, **kwargs):
+        if msg == self.INVALID_UTF8:
+            return
+        super().log(level, msg, *args, **kwargs)
+
+
+_UVICORN_LOGGER = _QuietClientErrors(logging.getLogger("uvicorn.error"), {})
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.logger = _UVICORN_LOGGER
         self.queue = _Inbox()
         self.writable = _Writable()
         # The HTTP protocol's deadline, handed over at the upgrade; cancelled once the app answers.
@@ -43,6 +71,28 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc):
         self._cancel_deadline()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_complete and self.conn.handshake_exc is not None:
+            self._refuse_unparsable()
+
+    def _refuse_unparsable(self) -> None:
+        """Answer an upgrade request websockets could not parse (a header line over 8 KB, a POST).
+
+        websockets prepares a 414/431 for an oversized line and nothing for the rest; uvicorn
+        sends neither, so the peer would wait for the handshake deadline. Answer now, and close.
+        """
+        self._cancel_deadline()
+        prepared = b"".join(self.conn.data_to_send())
+        if not prepared.startswith(b"HTTP/"):
+            body = b"Bad Request: not a valid WebSocket handshake\n"
+            prepared = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        self.handshake_complete = self.close_sent = True  # nothing more to answer on this socket
+        if not self.transport.is_closing():
+            self.transport.write(prepared)
+            self.transport.close()
 
     def _cancel_deadline(self) -> None:
         deadline = self.handshake_deadline
@@ -200,4 +250,6 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
                 self._upgraded_to.handshake_deadline = self._deadline
             return
         if not self.transport.is_closing():
+            metrics.handshake_failed("timeout")
+            handshake_timeouts.hit((self.client or ("?",))[0])  # a slowloris wave: one line, then summaries
             self.transport.abort()

@@ -14,7 +14,27 @@ from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotModified
 
 SDK_DIR = Path(settings.BASE_DIR) / "sdk_js"
-DIST_DIR = SDK_DIR / "dist"
+# TABCAST_SDK_DIST_DIR (settings.TABCAST["SDK_DIST_DIR"]) may point elsewhere, e.g. a packaged build.
+DIST_DIR = Path(settings.TABCAST.get("SDK_DIST_DIR") or SDK_DIR / "dist")
+# The files /sdk/v1/<name> serves: all come out of `npm run build` in sdk_js/.
+SDK_FILES = frozenset({
+    "tabcast.js", "tabcast.js.map", "tabcast.mjs", "tabcast.mjs.map",
+    "worker.js", "worker.js.map", "frame.js", "frame.js.map",
+})
+BUILD_HINT = "build it with `cd sdk_js && npm ci && npm run build` (bin/start does)"
+
+
+def missing_sdk_files() -> list[str]:
+    """The SDK scripts (not source maps) missing from DIST_DIR, e.g. on a fresh clone without npm."""
+    return sorted(name for name in SDK_FILES if not name.endswith(".map") and not (DIST_DIR / name).is_file())
+
+
+def missing_sdk_message() -> str:
+    missing = missing_sdk_files()
+    if not missing:
+        return ""
+    return (f"The browser SDK is not built: /sdk/v1/{', /sdk/v1/'.join(missing)} will answer 503 "
+            f"(no {DIST_DIR}/{missing[0]}); {BUILD_HINT}.")
 DEMO_DIR = Path(__file__).resolve().parent / "static" / "sdk"
 
 CONTENT_TYPES = {
@@ -45,8 +65,9 @@ def file_response(request, path: Path) -> HttpResponse:
         body, etag = _load(path, path.stat().st_mtime_ns)
     except FileNotFoundError:
         if path.parent == DIST_DIR:
-            return HttpResponse("The SDK is not built: run `npm ci && npm run build` in sdk_js/ (bin/start does).",
-                                status=503, content_type="text/plain; charset=utf-8")
+            return HttpResponse(f"The Tabcast SDK is not built on this server (no {path.name} in {DIST_DIR}): "
+                                f"{BUILD_HINT}.\n", status=503, content_type="text/plain; charset=utf-8",
+                                headers={"Cache-Control": "no-store", "Retry-After": "60"})
         return HttpResponse("Not found", status=404, content_type="text/plain; charset=utf-8")
     versioned = request.GET.get("v") == sdk_version()
     if request.headers.get("If-None-Match") == etag:

@@ -25,10 +25,10 @@ from django.views.decorators.http import require_POST, require_safe
 from service.api.engine import on_node
 from service.api.errors import BackendUnavailable
 from service.realtime import signatures
+from service.realtime.ratelimit import TokenBucket
 from service.realtime.tenancy import get_app_sync
 
 from .assets import DEMO_DIR, file_response, sdk_version
-from .ratelimit import TokenBucket
 from .views import KEY
 
 NOT_SERVED = ("No demo for this key: the key is unknown, or the app's team has not switched its "
@@ -42,8 +42,8 @@ TRANSPORTS = ("auto", "shared-worker", "leader", "direct")
 USER_COOKIE = "tabcast_demo_user"
 DEMO_SCRIPTS = frozenset({"demo.js", "demo_tab.js", "demo.css"})
 
-publish_limit = TokenBucket(rate=5, burst=10)  # per app and per client address
-auth_limit = TokenBucket(rate=20, burst=40)
+publish_limit = TokenBucket(rate=5, burst=10, max_keys=10_000)  # per app and per client address
+auth_limit = TokenBucket(rate=20, burst=40, max_keys=10_000)
 
 
 def _client(request) -> str:

@@ -10,12 +10,7 @@ from django.views.decorators.http import require_safe
 
 from service.realtime.tenancy import get_app_sync
 
-from .assets import DIST_DIR, file_response, sdk_version
-
-SDK_FILES = frozenset({
-    "tabcast.js", "tabcast.js.map", "tabcast.mjs", "tabcast.mjs.map",
-    "worker.js", "worker.js.map", "frame.js", "frame.js.map",
-})
+from .assets import DIST_DIR, SDK_FILES, file_response, sdk_version
 KEY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 

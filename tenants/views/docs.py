@@ -1,4 +1,4 @@
-"""The documentation that ships with Tabcast, rendered at /docs/: README, protocol, browser SDK.
+"""The documentation that ships with Tabcast, rendered at /docs/: README, protocol, SDK, operations.
 
 The Markdown files live in the repository (and in the Docker image), so every install serves
 the docs of the version it runs, with no outside site to keep in step. Links between them
@@ -22,6 +22,10 @@ DOCS = {
     "protocol": ("Protocol", "docs/protocol.md", "The Pusher protocol as Tabcast speaks it: events, errors, HTTP API."),
     "sdk": ("Browser SDK", "sdk_js/README.md", "One WebSocket shared by every tab: install, options, transports."),
     "metering": ("Usage and quotas", "billing/METERING.md", "What is counted, plan quotas, and how usage is billed."),
+    "deploy": ("Deploying", "docs/deploy.md", "Deploys that lose nothing: draining, rolling restarts, Kubernetes."),
+    "metrics": ("Metrics", "docs/metrics.md", "What GET /metrics exports for Prometheus."),
+    "monitoring": ("Monitoring", "docs/monitoring.md", "Logs, alerts and the Grafana dashboard for operators."),
+    "security": ("Security", "docs/security.md", "The threat model and every limit, with its default and its test."),
 }
 BY_PATH = {path: slug for slug, (_, path, _) in DOCS.items()}
 
@@ -66,7 +70,12 @@ def _render(slug: str, mtime: float) -> str:
 
 @require_safe
 def doc_index(request):
-    return render(request, "tenants/docs.html", {"docs": DOCS, "slug": None})
+    return render(request, "tenants/docs.html", {"docs": _shipped(), "slug": None})
+
+
+def _shipped() -> dict:
+    """The documents this install has a copy of."""
+    return {slug: doc for slug, doc in DOCS.items() if (settings.BASE_DIR / doc[1]).is_file()}
 
 
 @require_safe
@@ -79,4 +88,4 @@ def doc(request, slug: str):
     except OSError:
         raise Http404("This install has no copy of that document") from None
     return render(request, "tenants/docs.html", {
-        "docs": DOCS, "slug": slug, "title": title, "path": path, "html": mark_safe(_render(slug, mtime))})  # noqa: S308 - our own Markdown, raw HTML disabled
+        "docs": _shipped(), "slug": slug, "title": title, "path": path, "html": mark_safe(_render(slug, mtime))})  # noqa: S308 - our own Markdown, raw HTML disabled

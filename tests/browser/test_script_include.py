@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 def cross_site(server):
     """The customer page on another *site* (localhost vs 127.0.0.1): the Tabcast iframe is
     third-party there."""
-    app = server.create_app("cross-site", client_events=True)
+    app = server.create_app("cross-site", client_events=True, demo=True)  # /demo/stats counts
     site = CustomerSite(server.http, app, host="localhost").start()
     yield site
     site.stop()
@@ -63,7 +63,7 @@ def test_customer_hosted_worker_stub(server, cross_site, new_context):
 @pytest.fixture(scope="module")
 def restricted(server):
     """An app that only allows its own customer site; plus a site it does not allow."""
-    app = server.create_app("restricted", client_events=True)
+    app = server.create_app("restricted", client_events=True, demo=True)  # /demo/stats counts
     allowed = CustomerSite(server.http, app).start()
     server.update_app(app["app_id"], allowed_origins=allowed.origin)
     intruder = CustomerSite(server.http, app, host="localhost").start()

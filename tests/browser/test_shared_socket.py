@@ -41,6 +41,9 @@ def test_last_tab_leaving_unsubscribes_and_closing_all_tabs_closes_the_socket(se
     first.close()  # a closed tab is noticed through its Web Lock
     wait_for_stats(server, key, connections=1, tabs=3)
     second.evaluate("tabcast.unsubscribe('leaving')")
+    # A wrong pusher:unsubscribe would leave the worker before this subscribe from the same tab
+    # (one port, one socket, frames handled in order): once it succeeded, the server saw both.
+    listen_and_wait([second], "after-unsubscribe")
     assert occupied(customer.app, "leaving"), "the third tab still wants it"
 
     third.close()  # the last tab that wanted the channel

@@ -2,7 +2,7 @@
 query strings and signatures, on both ways they are served (the event-loop fast path and
 Django/DRF with TABCAST_FAST_PUBLISH=0).
 
-Properties: never a 5xx; every status is one the API documents (200, 400, 401, 403, 404, 413,
+Properties: never a 5xx; every status is one the API documents (200, 400, 401, 403, 404, 413, 415,
 429: docs/security.md, /api/schema); every refusal is JSON ``{"error": str, "code": status}``;
 both paths give the same status for the same request (one set of rules); a validly signed,
 well-formed publish is accepted; a request that is not validly signed is refused with 401,
@@ -18,7 +18,7 @@ from .conftest import budget
 from .http import encode_query, request, signed_target
 from .strategies import channel_names, deep_json, json_values, valid_names
 
-DOCUMENTED = {200, 400, 401, 403, 404, 413, 429}
+DOCUMENTED = {200, 400, 401, 403, 404, 413, 415, 429}  # the responses in /api/schema (503: backend down)
 PUBLIC_NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_=@,.;", min_size=1, max_size=30) \
     .filter(lambda n: not n.startswith(("private-", "presence-", "#")))
 
@@ -160,6 +160,12 @@ def materialize(req: dict, server) -> tuple[str, str, bytes, dict]:
 def check_answer(answer, req) -> None:
     assert answer.status < 500, f"HTTP {answer.status}: {answer.body[:500]!r}"
     assert answer.status in DOCUMENTED, f"undocumented status {answer.status}: {answer.body[:300]!r}"
+    unroutable = req["kind"] in ("channel", "users", "terminate", "terminate_unscoped") and \
+        (not req["channel"] or "/" in req["channel"])
+    if unroutable and answer.status == 404:
+        return  # no API URL has an empty or a slashed segment: the site's own 404 page answers
+    if answer.status == 400 and answer.body == b"Invalid HTTP request received.":
+        return  # not HTTP (a NUL in a header): the HTTP parser refuses it before any route
     assert answer.headers.get("content-type", "").startswith("application/json"), answer.headers
     body = answer.json()
     if answer.status != 200:

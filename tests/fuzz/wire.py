@@ -75,17 +75,7 @@ class WireSocket:
         head, _, rest = bytes(response).partition(b"\r\n\r\n")
         status = head.split(b"\r\n", 1)[0]
         if b" 101 " not in status + b" ":
-            body = bytearray(rest)
-            try:
-                while len(body) < 65536:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    body += chunk
-            except OSError:
-                pass
-            sock.close()
-            raise HandshakeRefused(status.decode("latin-1"), head.decode("latin-1"), bytes(body))
+            raise HandshakeRefused(status.decode("latin-1"), head.decode("latin-1"), _body(sock, head, rest, deadline))
         return cls(sock, rest)
 
     def send_raw(self, data: bytes) -> None:
@@ -156,6 +146,33 @@ class WireSocket:
             self.sock.close()
         except OSError:
             pass
+
+
+def _body(sock: socket.socket, head: bytes, rest: bytes, deadline: float) -> bytes:
+    """The body of a plain HTTP answer (Content-Length, chunked, or up to EOF); closes the socket."""
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    body = bytearray(rest)
+    length = int(headers[b"content-length"]) if headers.get(b"content-length", b"").isdigit() else None
+    chunked = headers.get(b"transfer-encoding", b"").lower() == b"chunked"
+    try:
+        while len(body) < 65536 and time.monotonic() < deadline:
+            if length is not None and len(body) >= length:
+                break
+            if chunked and body.endswith(b"0\r\n\r\n"):
+                break
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    return bytes(body[:length] if length is not None else body)
 
 
 class HandshakeRefused(Exception):

@@ -76,9 +76,10 @@ def test_console_wraps_long_values_and_keeps_its_events_across_a_reload(tabcast,
         # Nothing is clipped: the table fits its card, each cell and detail stays inside it.
         measured = page.evaluate(OVERFLOW)
         assert measured == {"logScroll": 0, "beyond": []}, measured
-        origin = connected.locator(".console-origin")
+        origin, one_line = connected.locator(".console-origin"), connected.locator(".console-socket")
         box, cell = origin.bounding_box(), connected.locator("td").last.bounding_box()
-        assert box["height"] > 1.5 * page.locator(".console-row--connected td").first.bounding_box()["height"] / 2
+        assert socket_id in one_line.inner_text()
+        assert box["height"] > 1.5 * one_line.bounding_box()["height"]  # wrapped onto several lines
         assert box["x"] + box["width"] <= cell["x"] + cell["width"] + 1
 
         # A reload keeps what was shown (sessionStorage, per app), marked as restored.

@@ -17,7 +17,7 @@ class Hub:
 
 class Node:
     def __init__(self):
-        self.hub, self.state, self.accepting = Hub(), MemoryState(), True
+        self.hub, self.state, self.accepting, self.stopping = Hub(), MemoryState(), True, False
 
 
 @pytest.fixture
@@ -38,10 +38,19 @@ async def test_nothing_is_written_before_a_round_is_due(served, alice_app):
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_draining_node_still_persists_only_when_due(served, alice_app):
+    node, persister = served
+    await node.state.add_usage(alice_app.id, int(time.time()) // 3600, 3, 6, 60)
+    node.accepting = False  # a drain takes no new sockets but goes on flushing every second
+    await persister.after_flush()
+    assert not await HourlyUsage.objects.filter(app_id=alice_app.id).aexists()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_stopping_node_persists_its_last_readings(served, alice_app):
     node, persister = served
     await node.state.add_usage(alice_app.id, int(time.time()) // 3600, 3, 6, 60)
-    node.accepting = False  # Node.stop() flushes once more after this
+    node.accepting, node.stopping = False, True  # Node.stop() flushes once more after this
     await persister.after_flush()
     row = await HourlyUsage.objects.aget(app_id=alice_app.id)
     assert (row.messages, row.deliveries, row.bytes, row.source) == (3, 6, 60, node.state.usage_source)

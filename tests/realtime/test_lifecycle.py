@@ -15,7 +15,8 @@ from service.realtime import signatures
 def metrics(server) -> dict[str, int]:
     with urllib.request.urlopen(server.http + "/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(tabcast_\w+)\{[^}]*\} (\d+)$", text, re.M)}
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^(tabcast_\w+)\{[^}]*\} (\d+)(?:\.0)?$", text, re.M)}  # prometheus_client: "6.0"
 
 
 @pytest.fixture(scope="module")

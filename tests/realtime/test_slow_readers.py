@@ -93,7 +93,7 @@ def channel_count(server, app, channel: str) -> int:
 
 def open_sockets(server) -> int:
     with urllib.request.urlopen(server.http + "/metrics", timeout=5) as response:
-        return int(re.search(rb"^tabcast_connections\{[^}]*\} (\d+)$", response.read(), re.M).group(1))
+        return int(re.search(rb"^tabcast_connections\{[^}]*\} (\d+)(?:\.0)?$", response.read(), re.M).group(1))
 
 
 def server_end_exists(server_port: int, client_port: int) -> bool:

@@ -2,14 +2,13 @@
 
 import base64
 import json
-import tempfile
 import urllib.error
 import urllib.request
 from email.message import Message
 
 import pytest
 
-from tests.support.processes import RedisProcess, TabcastProcess
+from tests.support.processes import RedisProcess, TabcastProcess, temp_dir
 
 NODE_TTL = 3  # seconds: dead processes drop out fast, heartbeats (every second) heal fast
 
@@ -20,7 +19,7 @@ class Cluster:
     def __init__(self, redis_url: str, database_url: str | None = None):
         self.redis_url = redis_url
         self.database_url = database_url
-        self.var_dir = tempfile.mkdtemp(prefix="tabcast-cluster-")
+        self.var_dir = temp_dir("tabcast-cluster-")
         self.processes: list[TabcastProcess] = []
 
     def start(self, workers: int = 1, **extra_env) -> TabcastProcess:

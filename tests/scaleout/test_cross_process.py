@@ -32,8 +32,8 @@ def test_client_events_cross_processes_but_not_back_to_the_sender(cluster, app, 
     sender.send("trigger", channel="private-chat", event="client-typing", data={"who": "a"})
     assert receiver.wait_for(type="event", channel="private-chat", event="client-typing")["data"] == {"who": "a"}
     python_backend(app).trigger("private-chat", "marker", {})
-    sender.wait_for(type="event", channel="private-chat", event="marker")
-    sender.assert_no(within=0, type="event", event="client-typing")
+    sender.assert_none_before({"type": "event", "channel": "private-chat", "event": "marker"},
+                              {"type": "event", "event": "client-typing"})
 
 
 def test_presence_member_added_once_per_user_and_removed_after_the_last_socket(cluster, app, pusherjs):
@@ -48,15 +48,15 @@ def test_presence_member_added_once_per_user_and_removed_after_the_last_socket(c
     assert joined["members"]["count"] == 2 and sorted(joined["members"]["ids"]) == ["obs", "u7"]
     # A second member_added would come before this marker, published after the join was made.
     python_backend(on(app, cluster.b)).trigger("presence-team", "marker", {"n": 1})
-    observer.wait_for(type="event", channel="presence-team", event="marker")
-    observer.assert_no(within=0.2, type="event", event="pusher:member_added")
+    observer.assert_none_before({"type": "event", "channel": "presence-team", "event": "marker"},
+                                {"type": "event", "event": "pusher:member_added"})
 
     tab_on_a.send("disconnect")
     wait_until(lambda: python_backend(app).channel_info("presence-team", ["subscription_count"])
                ["subscription_count"] == 2, 10, what="process A to see the socket go")
     python_backend(app).trigger("presence-team", "marker", {"n": 2})  # from A, after its leave
-    observer.wait_for(type="event", channel="presence-team", event="marker")
-    observer.assert_no(within=0.2, type="event", event="pusher:member_removed")
+    observer.assert_none_before({"type": "event", "channel": "presence-team", "event": "marker"},
+                                {"type": "event", "event": "pusher:member_removed"})
     users = python_backend(app).users_info("presence-team")["users"]
     assert sorted(u["id"] for u in users) == ["obs", "u7"]
 
@@ -93,8 +93,8 @@ def test_terminate_connections_reaches_a_socket_on_the_other_process(cluster, ap
     victim.wait_for(type="connection_error")
     victim.wait_for(type="state", current="disconnected")
     node_backend(on(app, cluster.b), "sendToUser", user_id="good", event="still-here", data={})
-    bystander.wait_for(type="user_event", event="still-here")
-    bystander.assert_no(within=0, type="state", current="disconnected")
+    bystander.assert_none_before({"type": "user_event", "event": "still-here"},
+                                 {"type": "state", "current": "disconnected"})
 
 
 def test_a_killed_process_drops_out_of_members_and_counts(cluster, app, pusherjs):

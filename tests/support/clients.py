@@ -26,6 +26,10 @@ def node_binary() -> str:
     return node
 
 
+def _matches(message: dict, match: dict) -> bool:
+    return all(message.get(k) == v for k, v in match.items())
+
+
 class PusherJs:
     def __init__(self, app: dict, **options):
         config = {"key": app["key"], "secret": app["secret"], "host": app["host"], "port": app["port"],
@@ -53,7 +57,7 @@ class PusherJs:
     def wait_for(self, timeout: float = 10, **match) -> dict:
         """The first message (seen before or arriving within ``timeout``) whose fields match."""
         for message in self.seen:
-            if all(message.get(k) == v for k, v in match.items()):
+            if _matches(message, match):
                 self.seen.remove(message)
                 return message
         deadline = time.monotonic() + timeout
@@ -67,15 +71,36 @@ class PusherJs:
                 continue
             if message.get("type") == "state" and message.get("socket_id"):
                 self.socket_id = message["socket_id"]
-            if all(message.get(k) == v for k, v in match.items()):
+            if _matches(message, match):
                 return message
             self.seen.append(message)
+
+    def assert_none_before(self, marker: dict, *forbidden: dict, timeout: float = 10) -> dict:
+        """Wait for ``marker``, then assert that no message matching any of ``forbidden`` came
+        before it; returns the marker.
+
+        The marker must be sent *after* whatever must not have happened, along the path a wrong
+        message would have taken (the same socket, behind it in the server's queues), e.g. a
+        publish on the same channel once the action is known to be processed. Then a wrong
+        message, had it been sent, is read before the marker: no sleep, no guessing how long.
+        """
+        index = next((i for i, m in enumerate(self.seen) if _matches(m, marker)), None)
+        if index is not None:
+            before, found = self.seen[:index], self.seen.pop(index)
+        else:
+            found = self.wait_for(timeout, **marker)  # stores everything read before it in self.seen
+            before = list(self.seen)
+        for match in forbidden:
+            wrong = [m for m in before if _matches(m, match)]
+            if wrong:
+                raise AssertionError(f"unexpected {wrong[0]} (before the marker {marker})")
+        return found
 
     def assert_no(self, within: float = 0.5, **match) -> None:
         """Assert that no matching message arrives within ``within`` seconds.
 
-        Used after a positive event proves the message would have arrived by now, to show
-        that something was *not* delivered (e.g. a client event is not echoed to its sender).
+        Prefer :meth:`assert_none_before`: a sleep can pass while the code is wrong (the message
+        was merely late). Left for tests/realtime/test_watchlist.py.
         """
         try:
             message = self.wait_for(timeout=within, **match)

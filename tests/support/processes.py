@@ -1,5 +1,6 @@
 """Real processes for end-to-end tests: Tabcast servers and redis-servers on free ports."""
 
+import atexit
 import hashlib
 import json
 import os
@@ -15,6 +16,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+
+_temp_dirs: list[str] = []
+
+
+def temp_dir(prefix: str) -> str:
+    """A new directory in the system temp dir (var dirs, redis dirs, server logs), removed when
+    the test session ends (tests/conftest.py) or at the latest when this process exits.
+    TABCAST_KEEP_TEST_DIRS=1 keeps them for a post-mortem."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    _temp_dirs.append(path)
+    return path
+
+
+@atexit.register
+def remove_temp_dirs() -> None:
+    if os.environ.get("TABCAST_KEEP_TEST_DIRS"):
+        return
+    while _temp_dirs:
+        shutil.rmtree(_temp_dirs.pop(), ignore_errors=True)
 
 
 def free_port() -> int:
@@ -41,7 +61,7 @@ class TabcastProcess:
     def __init__(self, *, redis_url: str | None = None, database_url: str | None = None, workers: int = 1,
                  var_dir: str | None = None, port: int | None = None, server: str = "uvicorn",
                  extra_env: dict | None = None):
-        self.var_dir = var_dir or tempfile.mkdtemp(prefix="tabcast-test-")
+        self.var_dir = var_dir or temp_dir("tabcast-test-")
         self.port = port or free_port()
         self.workers = workers
         self.server = server
@@ -158,7 +178,7 @@ class RedisProcess:
                                "apt-get install redis-server")
         self.binary = binary
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="tabcast-redis-")
+        self.dir = temp_dir("tabcast-redis-")
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -48,6 +48,8 @@ export class Tabcast {
     this.global = new Dispatcher();
     this.user = new Dispatcher();
     this.user.user_data = null;
+    // pusher-js's `user.watchlist`: 'online' / 'offline' with {name, user_ids} (signin with a watchlist).
+    this.user.watchlist = new Dispatcher();
     this.signinRequested = false;
     this.link = null;
     this.transport = null; // which transport is in use, once linked
@@ -270,6 +272,7 @@ export class Tabcast {
       case 'subscribed': this._subscribed(msg); break;
       case 'sub_error': this.channels.get(msg.channel)?._failed(msg.error); break;
       case 'event': this._event(msg); break;
+      case 'watchlist': for (const e of msg.events || []) this.user.watchlist.emit(e.name, e); break;
       case 'error': this.connection.emit('error', { type: 'PusherError', data: msg.data }); break;
       case 'log': this._debug(`hub: ${msg.text}`); break;
       default: break;

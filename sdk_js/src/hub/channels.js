@@ -31,7 +31,10 @@ export class ChannelTable {
     if (entry) {
       if (entry.tabs.has(tab)) return;
       entry.tabs.add(tab);
-      if (entry.status === SUBSCRIBED) this.io.toTab(tab, subscribedMessage(channel, entry));
+      if (entry.status === SUBSCRIBED) {
+        this.io.toTab(tab, subscribedMessage(channel, entry));
+        if (entry.watchlist?.size) this.io.toTab(tab, { t: 'watchlist', events: watchlistEvents(entry.watchlist) });
+      }
       return;
     }
     entry = { tabs: new Set([tab]), status: PENDING, authTab: null, snapshot: null, me: null, sharedSecret: null };
@@ -91,6 +94,7 @@ export class ChannelTable {
       entry.status = PENDING;
       entry.authTab = null;
       entry.snapshot = null;
+      entry.watchlist = null; // the server sends the whole status again after the next signin
     }
   }
 
@@ -111,6 +115,10 @@ export class ChannelTable {
     const { event, channel } = frame;
     if (event === 'pusher:signin_success') {
       this._succeeded(USER_CHANNEL, { user_data: parse(frame.data).user_data });
+      return;
+    }
+    if (event === 'pusher_internal:watchlist_events') {
+      this._watchlist(parse(frame.data));
       return;
     }
     if (!channel) {
@@ -153,6 +161,18 @@ export class ChannelTable {
     for (const tab of entry.tabs) this.io.toTab(tab, subscribedMessage(channel, entry));
   }
 
+  // Watchlist events (signin with user_data.watchlist): to the signed-in tabs, and remembered
+  // so that a tab joining later gets the current status.
+  _watchlist(data) {
+    const entry = this.entries.get(USER_CHANNEL);
+    if (!entry || !Array.isArray(data?.events)) return;
+    entry.watchlist ??= new Map();
+    for (const { name, user_ids: ids } of data.events) {
+      for (const id of ids || []) entry.watchlist.set(id, name);
+    }
+    for (const tab of entry.tabs) this.io.toTab(tab, { t: 'watchlist', events: data.events });
+  }
+
   _fail(channel, entry, error) {
     this.entries.delete(channel);
     for (const tab of entry.tabs) this.io.toTab(tab, { t: 'sub_error', channel, error });
@@ -182,6 +202,12 @@ function updateSnapshot(entry, event, rawData) {
     return;
   }
   presence.count = presence.ids.length;
+}
+
+function watchlistEvents(status) {
+  const byName = new Map();
+  for (const [id, name] of status) byName.set(name, [...(byName.get(name) || []), id]);
+  return [...byName].map(([name, ids]) => ({ name, user_ids: ids }));
 }
 
 function subscribedMessage(channel, entry) {

@@ -12,6 +12,10 @@ process that dies expire after ``TABCAST["NODE_TTL"]`` seconds without its heart
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# The traffic counters, named once: hub.AppTraffic counts them per app in a process, node flushes
+# them in this order to add_metering, the backends keep them, billing rolls them up (UsageCounters).
+TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes")
+
 
 @dataclass(frozen=True, slots=True)
 class Member:

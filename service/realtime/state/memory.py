@@ -4,9 +4,7 @@ import time
 import uuid
 from collections import defaultdict
 
-from .base import CONNECTION_HISTORY_SECONDS, ONLINE_CHANNEL, CachedEvent, ClusterState, Member
-
-TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes")
+from .base import CONNECTION_HISTORY_SECONDS, ONLINE_CHANNEL, TRAFFIC_FIELDS, CachedEvent, ClusterState, Member
 
 
 class MemoryState:

@@ -52,12 +52,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .. import metrics
 from ..outage import redis_outage
-from .base import CONNECTION_HISTORY_SECONDS, ONLINE_CHANNEL, CachedEvent, ClusterState, Member
+from .base import CONNECTION_HISTORY_SECONDS, ONLINE_CHANNEL, TRAFFIC_FIELDS, CachedEvent, ClusterState, Member
 
 log = logging.getLogger(__name__)
 
-TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes")
 USAGE_KEEP_SECONDS = 72 * 3600  # a bucket lives this long after its last write (contract: >= 48 h)
 USAGE_KEEP_HOURS = 48  # a new bucket drops buckets older than this many hours (as MemoryState does)
 POOL_SIZE = 64  # default of TABCAST["REDIS_POOL_SIZE"]: callers beyond this wait for a connection
@@ -446,6 +446,7 @@ class RedisState:
         self._stale = True  # the next heartbeat rewrites everything
         self._reachable = False
         self._went_away.set()
+        metrics.REDIS_ERRORS.labels("state").inc()
         redis_outage.lost("state", exc)
 
     def _check_reachable(self) -> None:
@@ -456,7 +457,8 @@ class RedisState:
         """Run a script reading, or writing shared keys: fails at once while Redis is known to be away."""
         self._check_reachable()
         try:
-            return await self._scripts[script](keys=keys, args=args)
+            with metrics.timed_redis("state"):
+                return await self._scripts[script](keys=keys, args=args)
         except StateUnavailable:
             raise
         except UNREACHABLE as exc:

@@ -1,7 +1,10 @@
+import logging
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from service.realtime.internals import ServerInternalsError, check_server_internals
+from service.realtime.metrics import prepare_multiprocess_dir
 from service.realtime.server import run_daphne, run_uvicorn
 
 
@@ -34,8 +37,22 @@ class Command(BaseCommand):
             check_server_internals(server_name)
         except ServerInternalsError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Tabcast listening on http://{host}:{port} ({server_name}, {workers} process(es))")
-        self.stdout.flush()
+        # --workers N: one /metrics for the whole server (prometheus_client's multiprocess mode).
+        prepare_multiprocess_dir(workers if server_name == "uvicorn" else 1)
+        from service.sdk.assets import missing_sdk_message
+
+        sdk_missing = missing_sdk_message()  # a fresh clone without npm: say so, not a silent script 503
+        if sdk_missing and settings.LOG_FORMAT == "json":
+            logging.getLogger("service.serve").warning(sdk_missing)
+        elif sdk_missing:
+            self.stderr.write(f"WARNING: {sdk_missing}")
+            self.stderr.flush()
+        listening = f"Tabcast listening on http://{host}:{port} ({server_name}, {workers} process(es))"
+        if settings.LOG_FORMAT == "json":  # every line of the output is a JSON object (service/logs.py)
+            logging.getLogger("service.serve").info(listening)
+        else:
+            self.stdout.write(listening)
+            self.stdout.flush()
         if server_name == "daphne":
             run_daphne(host, port)
         else:
