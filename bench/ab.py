@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.ab --base af9c659      # this tree vs that commit
     .venv/bin/python -m bench.ab --base HEAD~3 --rounds 5
+    .venv/bin/python -m bench.ab --parts             # what limits, metrics, request ids cost per publish
 
 The full bench measures whole servers, whose CPU per operation moves by ±20% on a shared
 machine; a change that adds a few percent to a path disappears in that noise. This measures
@@ -13,8 +14,9 @@ the Python that the change touched, in process, with the network taken out:
 - **per publish**: one signed ``POST /apps/{id}/events`` through the whole ASGI application
   (every middleware, validation, signature, quotas, node, embedded layer), HTTP parsing aside.
 
-Each side runs in its own process (both trees use this virtualenv), alternately, ``--rounds``
-times; the table shows the median of each side and new / base. The base tree is a
+Times are the event loop thread's CPU time (``time.thread_time``): the database work the
+node's once-a-second flush hooks do in worker threads is not charged to the hot path. Each side
+runs in its own process (both trees use this virtualenv), alternately, ``--rounds`` times; the table shows the median of each side and new / base. The base tree is a
 ``git worktree`` of ``--base`` in a temporary directory, removed afterwards.
 """
 
@@ -74,15 +76,16 @@ async def per_delivery_ns():
     frame = json.dumps({"event": "e", "channel": "ch", "data": "x" * 100})
     runs = []
     for _ in range(9):
-        started = time.process_time()
+        started = time.thread_time()
         for _ in range(20):
             hub.broadcast(1, "ch", frame)
             while getattr(hub, "backlog", 0):  # sliced fan-out (hub.py), where it exists
                 await asyncio.sleep(0)
-        runs.append((time.process_time() - started) / (20 * 5000) * 1e9)
+        runs.append((time.thread_time() - started) / (20 * 5000) * 1e9)
     return sorted(runs)[len(runs) // 2]
 
-async def per_publish_us():
+async def make_publisher():
+    """An async function that sends one signed publish through the whole ASGI application."""
     from service.realtime.node import get_node
     await get_node()
     app = await asyncio.to_thread(services.create_app, "ab")
@@ -108,14 +111,19 @@ async def per_publish_us():
         await application(dict(scope), receive, send)
         assert answers[0]["status"] == 200, answers
 
-    for _ in range(300):
+    return publish
+
+async def per_publish_us():
+    publish = await make_publisher()
+    warm_until = time.monotonic() + 2  # past the node's start-up work (its first flushes)
+    while time.monotonic() < warm_until:
         await publish()
     runs = []
     for _ in range(7):
-        started = time.process_time()
+        started = time.thread_time()
         for _ in range(2000):
             await publish()
-        runs.append((time.process_time() - started) / 2000 * 1e6)
+        runs.append((time.thread_time() - started) / 2000 * 1e6)
     return sorted(runs)[len(runs) // 2]
 
 async def main():
@@ -129,6 +137,58 @@ asyncio.run(main())
 '''
 
 
+# Runs in this tree only: what each feature on the publish path costs, by switching it off
+# (replacing its functions with no-ops) in alternating blocks of one process, so that process-
+# to-process variation (a few µs here) cancels out. Names the functions it replaces: a rename
+# makes it fail loudly, not measure nothing.
+PARTS = PROBE.replace("asyncio.run(main())", "") + r'''
+import orjson
+from service.api import fast, validation
+from service.realtime import metrics, quotas, tenancy
+
+ON = {"limits": (quotas.message_refusal, quotas.delivery_refusal, validation.json_body, tenancy._acceptable),
+      "metrics": (fast.metrics.http_request_done, metrics.published, metrics.stamp),
+      "request id": (fast.begin_request,)}
+OFF = {"limits": (lambda app: None, lambda app, traffic=None: None, lambda body, ctype: orjson.loads(body),
+                  lambda key, app_id: True),
+       "metrics": (lambda *a: None, lambda *a, **k: None, lambda: None),
+       "request id": (lambda scope: "-",)}
+
+def switch(feature, on):
+    values = (ON if on else OFF)[feature]
+    if feature == "limits":
+        quotas.message_refusal, quotas.delivery_refusal, validation.json_body, tenancy._acceptable = values
+    elif feature == "metrics":
+        fast.metrics.http_request_done, metrics.published, metrics.stamp = values
+    else:
+        (fast.begin_request,) = values
+
+async def parts():
+    import gc
+    gc.collect()
+    gc.freeze()
+    publish = await make_publisher()
+    async def block(n=1000):
+        started = time.thread_time()
+        for _ in range(n):
+            await publish()
+        return (time.thread_time() - started) / n * 1e6
+    variants = {"all on": ()} | {f"{name} off": (name,) for name in ON}
+    warm_until = time.monotonic() + 2
+    while time.monotonic() < warm_until:
+        await block(100)
+    runs = {name: [] for name in variants}
+    for _ in range(25):
+        for name, off in variants.items():
+            for feature in ON:
+                switch(feature, feature not in off)
+            runs[name].append(await block())
+    print(json.dumps({name: sorted(times)[len(times) // 4] for name, times in runs.items()}))
+
+asyncio.run(parts())
+'''
+
+
 def probe(tree: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", PROBE, str(tree)], capture_output=True, text=True, timeout=600,
                           env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")})
@@ -137,11 +197,31 @@ def probe(tree: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def parts() -> None:
+    done = subprocess.run([sys.executable, "-c", PARTS, str(ROOT)], capture_output=True, text=True, timeout=900,
+                          env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")})
+    if done.returncode != 0:
+        raise RuntimeError(f"parts probe failed:\n{done.stderr[-3000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    full = measured["all on"]
+    print("| this tree, ASGI per signed publish | µs (p25 of 25 blocks) | the feature costs |")
+    print("|---|---|---|")
+    for name, us in measured.items():
+        cost = "" if name == "all on" else f"{full - us:.2f} µs"
+        print(f"| {name} | {us:.2f} | {cost} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", required=True, help="the git revision to compare this tree with")
+    parser.add_argument("--base", help="the git revision to compare this tree with")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parts", action="store_true",
+                        help="instead: what the limits, metrics and request ids cost per publish in this tree")
     args = parser.parse_args()
+    if args.parts:
+        return parts()
+    if not args.base:
+        parser.error("--base REV (or --parts)")
     base = Path(tempfile.mkdtemp(prefix="tabcast-ab-base-")) / "tree"
     subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
                    capture_output=True)

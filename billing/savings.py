@@ -5,11 +5,11 @@ from dataclasses import dataclass
 # One poll as measured against this server (manage.py serve, uvicorn) with Python's
 # http.client: `GET /healthz HTTP/1.1` with Host and Accept-Encoding is 75 bytes, and the
 # response status line plus headers (date, server, content-type, x-frame-options,
-# content-length, x-content-type-options, referrer-policy, cross-origin-opener-policy) are
-# 252 bytes. A browser adds its User-Agent, Accept and cookies, so these are a floor.
+# content-length, x-content-type-options, referrer-policy, cross-origin-opener-policy,
+# x-request-id) are 284 bytes. A browser adds its User-Agent, Accept and cookies, so these are a floor.
 # tests/metering/test_savings.py measures them again against a live server.
 POLL_REQUEST_BYTES = 75
-POLL_RESPONSE_HEADER_BYTES = 252
+POLL_RESPONSE_HEADER_BYTES = 284
 POLLS_PER_TAB_SECOND = 1
 
 

@@ -11,7 +11,6 @@ JSON endpoints in the schema, behind a session login, are held to "never a 5xx" 
 """
 
 import base64
-import json
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests

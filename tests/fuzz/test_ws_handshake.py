@@ -16,7 +16,6 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 from .conftest import budget
-from .strategies import NAME_CHARS
 from .wire import OP_CLOSE, OP_TEXT, Closed, HandshakeRefused, WireSocket, close_payload
 
 ROUTE = re.compile(r"/*(?:[^?]*/)?app/([A-Za-z0-9_\-]{1,100})/?")

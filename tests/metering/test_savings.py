@@ -37,7 +37,8 @@ def test_polling_costs_a_request_per_tab_second_plus_the_payloads():
 def test_polling_card_shows_one_byte_count():
     """The card's headline is its only byte figure: no "38.2 kB" beside "at least 38.8 kB"."""
     polling = by_key({**USAGE, "tab_seconds": 100.0, "bytes": 600, "logical_bytes": 600})["polling"]
-    assert polling.display == human_bytes(polling.value) == "32.7 kB"
+    assert polling.value == 100 * (POLL_REQUEST_BYTES + POLL_RESPONSE_HEADER_BYTES)  # the 600 B of frames: both ways
+    assert polling.display == human_bytes(polling.value) == "35.9 kB"
     assert not re.search(r"\d(\.\d)? ?[kMGT]?B\b", polling.sentence), polling.sentence
 
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from service.realtime import signatures
-from tests.realtime.test_webhooks import Receiver
+from tests.support.webhooks import Receiver
 from tests.scaleout.conftest import Cluster
 from tests.support.processes import TabcastProcess
 from tests.support.raw import RawClient

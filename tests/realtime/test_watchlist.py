@@ -65,7 +65,7 @@ async def test_watched_users_online_and_offline_with_pusher_js(tabcast, app, pus
     await bob.close()  # one of his two connections: still online
     await carol.close()  # marker: the next event must be carol's
     assert await seen(watcher, "offline") == ["carol"]
-    watcher.assert_no(within=0, type="watchlist")
+    watcher.assert_none_seen(type="watchlist")
 
     bob_again.send("disconnect")  # his last connection
     assert await seen(watcher, "offline") == ["bob"]
@@ -142,7 +142,7 @@ async def test_watchlist_across_processes_and_a_process_crash(cluster, pusherjs)
     await bob.close()  # still online (on A)
     carol = await signed_in(cluster.b, app, {"id": "carol"})  # marker
     assert await seen(watcher, "online") == ["carol"]
-    watcher.assert_no(within=0, type="watchlist")
+    watcher.assert_none_seen(type="watchlist")
     await bob_on_a.close()
     assert await seen(watcher, "offline") == ["bob"]
 

@@ -1,47 +1,11 @@
 """Webhooks in Pusher's format, verified with the official library's validator."""
 
-import json
-import queue
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from tests.support.clients import python_backend
+from tests.support.webhooks import Receiver
 from tests.support.processes import TabcastProcess, wait_until
-
-
-class Receiver:
-    """A customer's webhook endpoint: records every request; can be told to fail first."""
-
-    def __init__(self, fail_first: int = 0):
-        self.requests: queue.Queue = queue.Queue()
-        self.fail_first = fail_first
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.fail_first > 0:
-                    receiver.fail_first -= 1
-                    self.send_response(500)
-                else:
-                    receiver.requests.put((dict(self.headers), body))
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-
-    def next_event(self, timeout: float = 10) -> tuple[dict, bytes, dict]:
-        headers, body = self.requests.get(timeout=timeout)
-        payload = json.loads(body)
-        assert len(payload["events"]) == 1 and isinstance(payload["time_ms"], int)
-        return headers, body, payload["events"][0]
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def tabcast_env(given: dict) -> dict:
 
 
 def test_compose_requires_the_allowed_hosts_and_never_defaults_to_any_host():
-    given = {"TABCAST_SECRET_KEY": "x" * 50}
+    given = {"TABCAST_SECRET_KEY": "x" * 50, "TABCAST_METRICS_TOKEN": "scrape-token"}
     with pytest.raises(KeyError, match="TABCAST_ALLOWED_HOSTS"):
         tabcast_env(given)
     env = tabcast_env({**given, "TABCAST_ALLOWED_HOSTS": HOST})
@@ -50,7 +50,7 @@ def test_compose_requires_the_allowed_hosts_and_never_defaults_to_any_host():
 
 
 def test_manage_check_deploy_is_clean_with_the_docker_environment(tmp_path):
-    env = tabcast_env({"TABCAST_SECRET_KEY": secrets.token_urlsafe(50), "TABCAST_ALLOWED_HOSTS": HOST})
+    env = tabcast_env({"TABCAST_SECRET_KEY": secrets.token_urlsafe(50), "TABCAST_METRICS_TOKEN": "scrape-token", "TABCAST_ALLOWED_HOSTS": HOST})
     assert env["TABCAST_SECURE_COOKIES"] == env["TABCAST_SSL_REDIRECT"] == env["TABCAST_BEHIND_TLS_PROXY"] == "1"
     base = {k: v for k, v in os.environ.items() if not k.startswith("TABCAST_") and k not in ("REDIS_URL", "DATABASE_URL")}
     result = subprocess.run([PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
@@ -79,7 +79,7 @@ def test_nginx_keeps_reset_and_invitation_tokens_out_of_its_access_log():
 @pytest.fixture(scope="module")
 def deployed():
     """A server with the docker/ environment's HTTPS settings (embedded, on a free port)."""
-    env = tabcast_env({"TABCAST_SECRET_KEY": secrets.token_urlsafe(50),
+    env = tabcast_env({"TABCAST_SECRET_KEY": secrets.token_urlsafe(50), "TABCAST_METRICS_TOKEN": "scrape-token",
                        "TABCAST_ALLOWED_HOSTS": f"{HOST},127.0.0.1"})
     https = {k: v for k, v in env.items() if k.startswith(("TABCAST_SECURE", "TABCAST_SSL", "TABCAST_HSTS",
                                                             "TABCAST_BEHIND", "TABCAST_ALLOWED", "TABCAST_SECRET"))}

@@ -3,12 +3,9 @@ button sends a signed test webhook, and the page lists the last delivery attempt
 HTTP status, whichever process sent them (they are kept in the database)."""
 
 import json
-import queue
 import re
-import threading
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.urls import reverse
@@ -19,40 +16,8 @@ from tenants import services, webhook_log
 from tenants.models import WEBHOOK_EVENTS, App, WebhookAttempt
 from tests.metering.support import DashboardSession
 from tests.support.clients import python_backend
+from tests.support.webhooks import Receiver
 from tests.support.processes import TabcastProcess, wait_until
-
-
-class Receiver:
-    """A customer's webhook endpoint: records every request, answers ``status``."""
-
-    def __init__(self, status: int = 200):
-        self.requests: queue.Queue = queue.Queue()
-        self.status = status
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.put((dict(self.headers), body))
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-
-    def next(self, timeout: float = 10) -> tuple[dict, bytes, dict]:
-        headers, body = self.requests.get(timeout=timeout)
-        payload = json.loads(body)
-        assert len(payload["events"]) == 1
-        return headers, body, payload["events"][0]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -183,7 +148,7 @@ def test_only_the_selected_events_reach_the_webhook_url(hooked, receiver):
 
         received = []
         while not received or received[-1] != {"name": "channel_occupied", "channel": "marker"}:
-            headers, body, event = receiver.next()
+            headers, body, event = receiver.next_event()
             assert backend.validate_webhook(headers["X-Pusher-Key"], headers["X-Pusher-Signature"], body.decode())
             received.append(event)
     names = sorted(event["name"] for event in received)
@@ -207,7 +172,7 @@ def test_the_test_button_sends_a_signed_webhook_and_lists_its_status(hooked, rec
     assert attempts_shown(owner.get(settings_url)) == []
 
     page = post_form(owner, test_url, {}, form_page=settings_url)
-    headers, body, event = receiver.next()
+    headers, body, event = receiver.next_event()
     assert headers["X-Pusher-Key"] == app["key"] and headers["Content-Type"] == "application/json"
     validated = python_backend(app).validate_webhook(headers["X-Pusher-Key"], headers["X-Pusher-Signature"],
                                                      body.decode())
@@ -219,6 +184,6 @@ def test_the_test_button_sends_a_signed_webhook_and_lists_its_status(hooked, rec
 
     receiver.status = 503  # the customer's endpoint is down: the page says so
     page = post_form(owner, test_url, {}, form_page=settings_url)
-    receiver.next()
+    receiver.next_event()
     assert "answered HTTP 503" in page
     assert attempts_shown(page) == [("channel_occupied", "503", "HTTP 503"), ("channel_occupied", "200", "HTTP 200")]
