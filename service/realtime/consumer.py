@@ -17,8 +17,7 @@ from django.conf import settings
 
 from service.logs import bind_socket
 
-from . import admission, channel_names, codes, floods, protocol, quotas, signatures, watchlist
-from . import metrics
+from . import admission, channel_names, codes, floods, metrics, protocol, quotas, signatures, watchlist
 from .channel_names import Kind, kind_of
 from .connection import Connection
 from .node import SubscribeRefused, get_node
@@ -76,7 +75,8 @@ class PusherConsumer(AsyncConsumer):
         key = self.scope["url_route"]["kwargs"]["key"]
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         version = query.get("protocol", [None])[0]
-        if version is not None and (not (version.isascii() and version.isdigit()) or int(version) not in SUPPORTED_PROTOCOLS):
+        if version is not None and not (version.isascii() and version.isdigit()
+                                        and int(version) in SUPPORTED_PROTOCOLS):
             return await self._refuse(codes.UNSUPPORTED_PROTOCOL, f"Unsupported protocol version {version}",
                                       "protocol")
         app = await get_app(key=key)

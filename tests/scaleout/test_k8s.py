@@ -3,7 +3,6 @@
 ``kubernetes-validate`` bundles the OpenAPI schemas of each Kubernetes release, so this runs offline.
 """
 
-import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -11,6 +10,7 @@ import pytest
 import yaml
 
 from service.realtime.server import HTTP_GRACE_SECONDS
+from tests.test_configuration import variables_read_by_code
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "docker" / "k8s"
@@ -35,9 +35,8 @@ def by_kind(kind: str) -> dict:
 
 
 def settings_env_names() -> set[str]:
-    """Environment variables service/settings.py reads."""
-    source = (ROOT / "service" / "settings.py").read_text()
-    return set(re.findall(r"""(?:os\.environ(?:\.get)?[(\[]|_env_bool\()\s*["']([A-Z][A-Z0-9_]*)["']""", source))
+    """Environment variables the code reads (the same parser that keeps README's table in step)."""
+    return set(variables_read_by_code())
 
 
 def test_every_kind_the_issue_asks_for_is_there():

@@ -35,6 +35,7 @@ APP_URLS = [
     ("tenants:app_status", "post", {"enabled": "0"}),
     ("tenants:app_delete", "get", {}),
     ("tenants:app_delete", "post", {"confirm_name": "Bob production"}),
+    ("tenants:app_webhook_test", "post", {}),
 ]
 
 
