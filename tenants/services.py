@@ -8,12 +8,21 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from billing.services import connection_limit
+from django.conf import settings
+from django.utils.module_loading import import_string
+
 from service.realtime.tenancy import AppInfo
 
 from .models import INVITATION_VALID_DAYS, App, Invitation, Membership, Tenant
 
 OPERATOR_TENANT = "Operator"
+
+
+def plan_limits(tenant_id: int) -> dict:
+    """The tenant's plan limits from ``TABCAST["LIMITS_SOURCE"]`` (billing provides it): tenants
+    never imports billing, so the dependency runs one way (billing -> tenants)."""
+    source = settings.TABCAST.get("LIMITS_SOURCE")
+    return (import_string(source)(tenant_id) or {}) if source else {}
 
 
 def to_info(app: App) -> AppInfo:
@@ -22,7 +31,7 @@ def to_info(app: App) -> AppInfo:
         id=app.id, key=app.key, secret=app.secret, name=app.name, enabled=app.enabled,
         client_events=app.client_events, max_message_bytes=app.max_message_bytes,
         allowed_origins=app.origins, subscription_count=app.subscription_count,
-        max_connections=connection_limit(app.tenant_id), previous_secret=app.previous_secret,
+        max_connections=plan_limits(app.tenant_id).get("max_connections"), previous_secret=app.previous_secret,
         previous_secret_expires=expires, tenant_id=app.tenant_id,
         webhook_url=app.webhook_url, webhook_events=frozenset(app.webhook_event_names),
         extra={"demo": app.demo_allowed},  # read by service/sdk/demo.py

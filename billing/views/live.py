@@ -16,10 +16,10 @@ from service.realtime.tenancy import get_app_sync
 from tenants.access import tenant_app
 from tenants.services import apps_of, tenant_of
 
-from . import quotas, usage
-from .dashboard_app import dashboard_app, debug_channel, metrics_channel, watched_app_id
-from .debug_stream import INTERVAL, MAX_EVENTS
-from .forms import TestEventForm
+from .. import quotas, usage
+from ..dashboard_app import dashboard_app, debug_channel, metrics_channel, watched_app_id
+from ..debug_stream import INTERVAL, MAX_EVENTS
+from ..forms import TestEventForm
 
 SOCKET_ID = re.compile(r"[0-9]{1,10}\.[0-9]{1,10}")
 

@@ -16,12 +16,12 @@ from django.views.decorators.http import require_POST
 
 from tenants.access import owner_required, tenant_required
 
-from . import quotas, stripe_gateway
-from .checkout import (AlreadySubscribed, billing_row, is_billed_by_stripe, portal_url, start_checkout,
+from .. import quotas, stripe_gateway
+from ..checkout import (AlreadySubscribed, billing_row, is_billed_by_stripe, portal_url, start_checkout,
                        subscription_state)
-from .plans import paid_plans, period_cents
-from .services import connection_limit
-from .tenant_peaks import period_peak
+from ..plans import paid_plans, period_cents
+from ..services import connection_limit
+from ..tenant_peaks import period_peak
 
 log = logging.getLogger(__name__)
 
