@@ -89,15 +89,6 @@ class DailyUsage(UsageCounters):
         constraints = [models.UniqueConstraint(fields=["app", "day"], name="daily_usage_once_per_day")]
 
 
-class DashboardApp(models.Model):
-    """Points at the internal "Tabcast dashboard" app that carries live metrics to the dashboard."""
-
-    ROLE = "dashboard"
-
-    role = models.CharField(max_length=20, unique=True, default=ROLE)
-    app = models.OneToOneField("tenants.App", on_delete=models.CASCADE, related_name="+")
-
-
 # --- Stripe billing ---------------------------------------------------------------------------
 
 

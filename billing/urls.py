@@ -1,17 +1,14 @@
 from django.urls import path
 
 from . import api, stripe_webhooks
-from .views import live, subscription
+from .views import subscription, usage
 
 app_name = "billing"
 
 urlpatterns = [
-    path("apps/<int:app_id>/usage/", live.overview, name="usage"),
+    path("apps/<int:app_id>/usage/", usage.overview, name="usage"),
     # The usage page's first address, before its tab was named "Usage": bookmarks keep working.
-    path("apps/<int:app_id>/overview/", live.overview, name="overview"),
-    path("apps/<int:app_id>/console/", live.console, name="console"),
-    path("apps/<int:app_id>/console/publish/", live.publish_test_event, name="publish_test_event"),
-    path("realtime/auth/", live.realtime_auth, name="realtime_auth"),
+    path("apps/<int:app_id>/overview/", usage.overview, name="overview"),
     path("api/apps/<int:app_id>/usage", api.UsageView.as_view(), name="api_usage"),
     path("api/apps/<int:app_id>/live", api.LiveView.as_view(), name="api_live"),
 ]

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "service.sdk",
     "tenants",
     "billing",
+    "live",
 ]
 
 MIDDLEWARE = [

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("service.sdk.urls")),  # /sdk/v1/..., /demo/
     path("admin/", admin.site.urls),
     path("dashboard/", include("billing.urls")),  # usage, metering pages and API
+    path("dashboard/", include("live.urls")),  # the debug console, the live pages' channel auth
     path("", include("tenants.urls")),  # sign up, log in, apps
     # The dashboard's few CSS/JS files, served by Django itself so the one-process embedded mode
     # needs no separate web server (a CDN or proxy in front may cache them).

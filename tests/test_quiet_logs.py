@@ -33,9 +33,9 @@ def _get(url: str):
 
 
 def test_static_files_stream_whole_and_without_the_asgi_warning(tabcast):
-    files = ["billing/console.js", "billing/charts.js", "tabcast/tabcast.css", "tabcast/favicon.svg"]
+    files = ["live/console.js", "billing/charts.js", "tabcast/tabcast.css", "tabcast/favicon.svg"]
     for name in files:
-        source = next(p for p in (ROOT / "billing/static" / name, ROOT / "service/static" / name) if p.exists())
+        source = next(p for p in (ROOT / app / "static" / name for app in ("live", "billing", "service")) if p.exists())
         status, headers, body = _get(f"{tabcast.http}/static/{name}")
         assert status == 200 and body == source.read_bytes(), name
         assert int(headers["Content-Length"]) == len(body) and headers.get("Last-Modified")

@@ -3,8 +3,8 @@
 from service.realtime.state.memory import MemoryState
 from service.realtime.tenancy import AppInfo
 
-from billing.debug_stream import MAX_EVENTS, DebugStream
-from billing.live_metrics import LiveMetrics
+from live.debug_stream import MAX_EVENTS, DebugStream
+from live.live_metrics import LiveMetrics
 
 DASHBOARD = AppInfo(id=1, key="dashkey", secret="dashsecret")
 WATCHED_APP = 7

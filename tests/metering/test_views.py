@@ -3,21 +3,21 @@
 import pytest
 from django.urls import reverse
 
-from billing.dashboard_app import dashboard_app
-from billing.models import DashboardApp
+from live.dashboard_app import dashboard_app
+from live.models import DashboardApp
 from service.realtime import signatures
 
 SOCKET_ID = "123.456"
 
 
-@pytest.mark.parametrize("name", ["billing:overview", "billing:console"])
+@pytest.mark.parametrize("name", ["billing:overview", "live:console"])
 def test_pages_need_login(client, alice_app, name):
     response = client.get(reverse(name, args=[alice_app.id]))
     assert response.status_code == 302
     assert response.url.startswith(reverse("tenants:login"))
 
 
-@pytest.mark.parametrize("name", ["billing:overview", "billing:console"])
+@pytest.mark.parametrize("name", ["billing:overview", "live:console"])
 def test_pages_of_another_teams_app_are_404(alice_client, bob_app, name):
     assert alice_client.get(reverse(name, args=[bob_app.id])).status_code == 404
 
@@ -36,12 +36,12 @@ def test_overview_shows_live_counts_history_and_savings(alice_client, alice_app)
 
 
 def test_console_shows_stream_and_test_event_form(alice_client, alice_app):
-    response = alice_client.get(reverse("billing:console", args=[alice_app.id]))
+    response = alice_client.get(reverse("live:console", args=[alice_app.id]))
     assert response.status_code == 200
     page = response.content.decode()
     assert f"private-debug-{alice_app.id}" in page
     assert 'name="csrfmiddlewaretoken"' in page
-    assert reverse("billing:publish_test_event", args=[alice_app.id]) in page
+    assert reverse("live:publish_test_event", args=[alice_app.id]) in page
 
 
 def test_dashboard_app_is_created_once(db):
@@ -52,7 +52,7 @@ def test_dashboard_app_is_created_once(db):
 
 
 def _auth(client, channel, socket_id=SOCKET_ID):
-    return client.post(reverse("billing:realtime_auth"), {"socket_id": socket_id, "channel_name": channel})
+    return client.post(reverse("live:realtime_auth"), {"socket_id": socket_id, "channel_name": channel})
 
 
 @pytest.mark.parametrize("prefix", ["private-metrics-", "private-debug-"])
@@ -93,7 +93,7 @@ def test_auth_needs_csrf_token(alice_csrf_client, alice_app):
 
 def _publish(client, app, **fields):
     data = {"channel": "orders", "event": "created", "data": '{"id": 1}', **fields}
-    return client.post(reverse("billing:publish_test_event", args=[app.id]), data, HTTP_ACCEPT="application/json")
+    return client.post(reverse("live:publish_test_event", args=[app.id]), data, HTTP_ACCEPT="application/json")
 
 
 def test_publish_test_event_needs_csrf_token(alice_csrf_client, alice_app):
@@ -105,7 +105,7 @@ def test_publish_test_event_of_another_teams_app_is_404(alice_client, bob_app):
 
 
 def test_publish_test_event_only_by_post(alice_client, alice_app):
-    url = reverse("billing:publish_test_event", args=[alice_app.id])
+    url = reverse("live:publish_test_event", args=[alice_app.id])
     assert alice_client.get(url).status_code == 405
 
 
@@ -127,10 +127,10 @@ def test_publish_test_event_publishes(alice_client, alice_app):
 
 
 def test_publish_test_event_without_js_redirects_back(alice_client, alice_app):
-    response = alice_client.post(reverse("billing:publish_test_event", args=[alice_app.id]),
+    response = alice_client.post(reverse("live:publish_test_event", args=[alice_app.id]),
                                  {"channel": "orders", "event": "created", "data": "{}"})
     assert response.status_code == 302
-    assert response.url == reverse("billing:console", args=[alice_app.id])
+    assert response.url == reverse("live:console", args=[alice_app.id])
 
 
 @pytest.mark.parametrize("page", ["overview", "console"])
@@ -140,7 +140,7 @@ def test_pages_answer_without_the_trailing_slash(alice_client, alice_app, page):
 
 
 def test_publish_test_event_without_js_shows_errors_on_the_page(alice_client, alice_app):
-    response = alice_client.post(reverse("billing:publish_test_event", args=[alice_app.id]),
+    response = alice_client.post(reverse("live:publish_test_event", args=[alice_app.id]),
                                  {"channel": "bad channel!", "event": "created", "data": "{}"})
     assert response.status_code == 400
     assert "Channel name may contain only" in response.content.decode()

@@ -12,7 +12,7 @@ DASHBOARD_URLS = ["tenants:app_list", "tenants:app_new", "tenants:team", "tenant
                   "tenants:password_change_done"]
 # Login-required POST actions that take another object's id.
 TEAM_ACTIONS = ["tenants:revoke_invitation", "tenants:remove_member"]
-DASHBOARD_NAMESPACES = ("tenants", "billing")
+DASHBOARD_NAMESPACES = ("tenants", "billing", "live")
 
 
 def per_app_routes(patterns=None, namespace=""):

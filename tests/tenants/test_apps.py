@@ -195,7 +195,7 @@ def test_metering_links_appear_only_when_billing_defines_them(alice_client, alic
     from django.urls import NoReverseMatch
 
     page = alice_client.get(reverse("tenants:app_detail", args=[alice_app.id])).content.decode()
-    for name, label in [("billing:usage", "Usage"), ("billing:console", "Debug console")]:
+    for name, label in [("billing:usage", "Usage"), ("live:console", "Debug console")]:
         try:
             url = reverse(name, args=[alice_app.id])
         except NoReverseMatch:

@@ -1,4 +1,4 @@
-"""Dashboard pages for one app: live overview, debug console; plus the dashboard's channel auth."""
+"""The debug console of one app, and the channel auth of the dashboard's live pages."""
 
 import re
 
@@ -16,42 +16,17 @@ from service.realtime.tenancy import get_app_sync
 from tenants.access import tenant_app
 from tenants.services import apps_of, tenant_of
 
-from .. import quotas, usage
-from ..dashboard_app import dashboard_app, debug_channel, metrics_channel, watched_app_id
-from ..debug_stream import INTERVAL, MAX_EVENTS
-from ..forms import TestEventForm
+from .dashboard_app import dashboard_app, debug_channel, metrics_channel, watched_app_id
+from .debug_stream import INTERVAL, MAX_EVENTS
+from .forms import TestEventForm
 
 SOCKET_ID = re.compile(r"[0-9]{1,10}\.[0-9]{1,10}")
 
 
-def _realtime_context(request, app) -> dict:
+def realtime_context(request, app) -> dict:
     """What the page's Tabcast client needs: the dashboard app's key and this server's host."""
     return {"app": app, "dashboard_key": dashboard_app().key, "realtime_host": request.get_host(),
             "metrics_channel": metrics_channel(app.id), "debug_channel": debug_channel(app.id)}
-
-
-@tenant_app
-def overview(request, app):
-    history = usage.history(app.id, "24h")
-    return render(request, "billing/overview.html", {
-        **_realtime_context(request, app), "savings": history["savings"],
-        "initial_history": history, "live": _live_or_none(app.id), "live_history": _recent_or_empty(app.id),
-        "message_quota": quotas.messages_today(app.tenant_id)})
-
-
-def _recent_or_empty(app_id: int) -> list[dict]:
-    """The last five minutes of connection counts, so the live chart starts filled."""
-    try:
-        return usage.recent_connections(app_id)
-    except BackendUnavailable:
-        return []
-
-
-def _live_or_none(app_id: int) -> dict | None:
-    try:
-        return usage.live(app_id)
-    except BackendUnavailable:
-        return None
 
 
 @tenant_app
@@ -60,8 +35,8 @@ def console(request, app):
 
 
 def _render_console(request, app, form, status: int = 200):
-    return render(request, "billing/console.html", {
-        **_realtime_context(request, app), "form": form, "max_per_second": int(MAX_EVENTS / INTERVAL)},
+    return render(request, "live/console.html", {
+        **realtime_context(request, app), "form": form, "max_per_second": int(MAX_EVENTS / INTERVAL)},
         status=status)
 
 
@@ -85,18 +60,18 @@ def publish_test_event(request, app):
             return JsonResponse({"error": over.message, "code": 429}, status=429,
                                 headers={"Retry-After": str(over.retry_after())})
         messages.error(request, over.message)
-        return redirect("billing:console", app_id=app.id)
+        return redirect("live:console", app_id=app.id)
     try:
         on_node(lambda node: node.publish(info, [channel], event, data, source="console"))
     except BackendUnavailable:
         if wants_json:
             return JsonResponse({"error": "The realtime backend is unavailable; try again"}, status=503)
         messages.error(request, "The realtime backend is unavailable; try again.")
-        return redirect("billing:console", app_id=app.id)
+        return redirect("live:console", app_id=app.id)
     if wants_json:
         return JsonResponse({"published": {"channel": channel, "event": event}})
     messages.success(request, f"Published {event} on {channel}.")
-    return redirect("billing:console", app_id=app.id)
+    return redirect("live:console", app_id=app.id)
 
 
 @require_POST
