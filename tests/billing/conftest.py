@@ -2,6 +2,9 @@
 
 import pytest
 import stripe
+
+from tests.support.processes import TabcastProcess, temp_dir
+
 from .fake_stripe import serve
 
 WEBHOOK_SECRET = "whsec_test_tabcast"
@@ -30,3 +33,14 @@ def fake_stripe(settings):
 def unconfigured(settings):
     settings.STRIPE_SECRET_KEY = ""
     settings.STRIPE_WEBHOOK_SECRET = ""
+
+
+@pytest.fixture
+def pair(redis_url):
+    """Two server processes sharing one Redis and one database: a cluster of two."""
+    var_dir = temp_dir("tabcast-billing-cluster-")  # removed at the end of the session
+    a = TabcastProcess(redis_url=redis_url, var_dir=var_dir).start()
+    b = TabcastProcess(redis_url=redis_url, var_dir=var_dir).start(migrate=False)
+    yield a, b
+    a.stop()
+    b.stop()

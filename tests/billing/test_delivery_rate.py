@@ -23,7 +23,7 @@ from service.realtime.hub import AppTraffic
 from service.realtime.state.memory import MemoryState
 from tenants import services
 from tenants.models import Tenant
-from tests.support.processes import TabcastProcess, temp_dir, wait_until
+from tests.support.processes import TabcastProcess, wait_until
 from tests.support.raw import RawClient
 
 from .quota_support import frames_until_pong, signed_post, simple_publish, subscriber
@@ -204,16 +204,6 @@ async def test_both_api_paths_and_client_events_are_refused_while_over_the_rate(
     for reader in readers:
         await reader.close()
     await sender.close()
-
-
-@pytest.fixture
-def pair(redis_url):
-    var_dir = temp_dir("tabcast-rate-cluster-")  # removed at the end of the session
-    a = TabcastProcess(redis_url=redis_url, var_dir=var_dir).start()
-    b = TabcastProcess(redis_url=redis_url, var_dir=var_dir).start(migrate=False)
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 @pytest.mark.redis

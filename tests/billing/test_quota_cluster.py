@@ -5,19 +5,9 @@ import asyncio
 import pytest
 
 from tests.metering.support import DashboardSession
-from tests.support.processes import TabcastProcess, temp_dir, wait_until
+from tests.support.processes import wait_until
 
 from .quota_support import frames_until_pong, quota_shown, simple_publish, subscriber, tenant_on_plan
-
-
-@pytest.fixture
-def pair(redis_url):
-    var_dir = temp_dir("tabcast-quota-cluster-")  # removed at the end of the session
-    a = TabcastProcess(redis_url=redis_url, var_dir=var_dir).start()
-    b = TabcastProcess(redis_url=redis_url, var_dir=var_dir).start(migrate=False)
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 @pytest.mark.redis

@@ -72,3 +72,16 @@ def cluster(redis_server):
 def app(cluster):
     """A fresh app; as returned it points at process A (``on(app, cluster.b)`` for B)."""
     return cluster.a.create_app("scaleout", client_events=True)
+
+
+@pytest.fixture
+def restartable():
+    """Two server processes, A and B, on a Redis of their own that the test may stop, freeze,
+    kill and restart on the same port (``.redis``)."""
+    redis = RedisProcess().start()
+    cluster = Cluster(redis.url)
+    cluster.redis = redis
+    cluster.a, cluster.b = cluster.start(), cluster.start()
+    yield cluster
+    cluster.stop()
+    redis.stop()

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from service.realtime import signatures
-from tests.support.processes import RedisProcess, TabcastProcess, wait_until
+from tests.support.processes import TabcastProcess, wait_until
 from tests.support.raw import RawClient, data_of
 
 from .conftest import Cluster, on, publish
@@ -27,15 +27,8 @@ OUTAGE_SECONDS = 5
 
 
 @pytest.fixture
-def blip():
-    """Two server processes, A and B, on a Redis the test kills and restarts on the same port."""
-    redis = RedisProcess().start()
-    cluster = Cluster(redis.url)
-    cluster.redis = redis
-    cluster.a, cluster.b = cluster.start(), cluster.start()
-    yield cluster
-    cluster.stop()
-    redis.stop()
+def blip(restartable):
+    return restartable
 
 
 class Publisher:

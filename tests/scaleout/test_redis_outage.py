@@ -7,23 +7,16 @@ import pytest
 from pusher.errors import PusherBadStatus
 
 from tests.support.clients import python_backend
-from tests.support.processes import RedisProcess, wait_until
+from tests.support.processes import wait_until
 
-from .conftest import Cluster, on, publish
+from .conftest import on, publish
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def outage():
-    """Two processes on a Redis that the test stops and starts."""
-    redis = RedisProcess().start()
-    cluster = Cluster(redis.url)
-    cluster.redis = redis
-    cluster.a, cluster.b = cluster.start(), cluster.start()
-    yield cluster
-    cluster.stop()
-    redis.stop()
+def outage(restartable):
+    return restartable
 
 
 TICKS = itertools.count(1)
