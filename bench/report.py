@@ -9,6 +9,8 @@ from importlib.metadata import version
 
 from tests.support.clients import JS_DIR, node_binary
 
+from . import redis_cost
+
 BASELINE = "raw websockets (a)"
 
 # (key, label, format, target): targets are ratios to (a) unless they say otherwise.
@@ -176,11 +178,13 @@ def machine(results: dict) -> str:
 
 
 def render(results: dict, profile) -> str:
+    servers = [results_table(results, profile), *filter(None, [floor_text(results)]),
+               "CPU during the runs (100% = one core):", cpu_table(results, profile),
+               "Server CPU per operation, ratio to (a) (lower is better; steadier than rates when the machine is busy):",
+               cost_table(results, profile)] if results["servers"] else []
     return "\n\n".join([
-        f"### Results ({profile.name} profile)", machine(results), results_table(results, profile),
-        *filter(None, [floor_text(results)]),
-        "CPU during the runs (100% = one core):", cpu_table(results, profile),
-        "Server CPU per operation, ratio to (a) (lower is better; steadier than rates when the machine is busy):",
-        cost_table(results, profile),
+        f"### Results ({profile.name} profile)", machine(results), *servers,
         "Scaling (2 processes vs 1, Redis):", scaling_table(results, profile),
+        *(["Redis work per operation and channel-layer fan-out, one Redis vs a Redis Cluster (`redis_cost.py`):",
+           redis_cost.table(results["redis_cost"])] if results.get("redis_cost") else []),
     ]) + "\n"

@@ -6,7 +6,8 @@ from .models import DailyUsage, HourlyUsage, Plan, Subscription
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ("code", "name", "monthly_price_cents", "max_connections", "max_messages_per_day",
-                    "max_connects_per_second", "max_client_events_per_second", "max_deliveries_per_second")
+                    "max_connects_per_second", "max_client_events_per_second", "max_deliveries_per_second",
+                    "max_history_size", "max_history_ttl")
 
 
 @admin.register(Subscription)

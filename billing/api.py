@@ -19,6 +19,12 @@ class TrafficTotalsSerializer(serializers.Serializer):
     bytes = serializers.IntegerField()
     logical_deliveries = serializers.IntegerField()
     logical_bytes = serializers.IntegerField()
+    resumes_recovered = serializers.IntegerField(
+        help_text="Subscriptions resumed from a position with every missed message replayed (docs/recovery.md)")
+    resumes_unrecovered = serializers.IntegerField(
+        help_text="Subscriptions told by tabcast:resumed (recovered false) that messages may have been missed")
+    stored_messages = serializers.IntegerField(help_text="Messages written to channel history")
+    stored_bytes = serializers.IntegerField(help_text="Bytes of the messages written to channel history")
 
 
 class LiveSerializer(serializers.Serializer):

@@ -24,6 +24,13 @@ class Plan(models.Model):
     max_deliveries_per_second = models.PositiveIntegerField(
         null=True, blank=True,
         help_text="Frames written to sockets per second, per app, cluster-wide (publishes wait). Empty: unlimited")
+    # Channel history (docs/recovery.md): the most an app of the plan may keep per channel, and for
+    # how long; each app picks its own values up to these in its Settings (tenants' App.history_*).
+    max_history_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Messages of history an app may keep per channel. Empty: unlimited")
+    max_history_ttl = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Seconds an app may keep a channel's history after its last publish. Empty: unlimited")
     stripe_price_id = models.CharField(max_length=120, blank=True, default="")
 
     def __str__(self):
@@ -52,6 +59,12 @@ class UsageCounters(models.Model):
     tab_seconds = models.FloatField(default=0, help_text="Logical tabs connected, times seconds connected")
     peak_sockets = models.PositiveIntegerField(default=0, help_text="Peak concurrent physical connections")
     peak_tabs = models.PositiveIntegerField(default=0, help_text="Peak concurrent logical clients (tabs)")
+    resumes_recovered = models.BigIntegerField(
+        default=0, help_text="Subscriptions resumed from a position with every missed message replayed")
+    resumes_unrecovered = models.BigIntegerField(
+        default=0, help_text="Subscriptions told by tabcast:resumed that messages may have been missed")
+    stored_messages = models.BigIntegerField(default=0, help_text="Messages written to channel history")
+    stored_bytes = models.BigIntegerField(default=0, help_text="Bytes of those messages")
 
     COUNTERS = (*TRAFFIC_FIELDS, "tab_seconds")
     PEAKS = ("peak_sockets", "peak_tabs")

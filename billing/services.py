@@ -17,6 +17,9 @@ class Limits:
     max_connects_per_second: int | None = None  # per app (and per server process)
     max_client_events_per_second: int | None = None  # per app (and per server process)
     max_deliveries_per_second: int | None = None  # per app, cluster-wide over the last second
+    # Channel history (docs/recovery.md): bounds of each app's history_size / history_ttl settings.
+    max_history_size: int | None = None  # messages kept per channel
+    max_history_ttl: int | None = None  # seconds after the channel's last publish
 
 
 UNLIMITED = Limits()
@@ -42,7 +45,8 @@ def plan_limits(tenant_id: int | None) -> Limits:
     if plan is None:
         return UNLIMITED
     return Limits(plan.max_connections, plan.max_messages_per_day, plan.max_connects_per_second,
-                  plan.max_client_events_per_second, plan.max_deliveries_per_second)
+                  plan.max_client_events_per_second, plan.max_deliveries_per_second, plan.max_history_size,
+                  plan.max_history_ttl)
 
 
 def engine_limits(tenant_id: int | None) -> dict:

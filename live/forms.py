@@ -34,3 +34,23 @@ class TestEventForm(forms.Form):
         if len(data.encode()) > self.max_bytes:
             raise forms.ValidationError(f"Data is over this app's limit of {self.max_bytes} bytes")
         return data
+
+
+class ChannelHistoryForm(forms.Form):
+    """The console's history lookup: the last messages of one channel (docs/recovery.md)."""
+
+    LIMIT = 50
+
+    channel = forms.CharField(max_length=settings.TABCAST["MAX_CHANNEL_NAME"],
+                              help_text=f"The last {LIMIT} messages kept for this channel, with their positions")
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "history_%s")  # the console's test-event form has a "channel" too
+        super().__init__(*args, **kwargs)
+
+    def clean_channel(self):
+        channel = self.cleaned_data["channel"]
+        reason = invalid_reason(channel, settings.TABCAST["MAX_CHANNEL_NAME"])
+        if reason:
+            raise forms.ValidationError(reason)
+        return channel

@@ -18,7 +18,7 @@ from tenants.services import apps_of, tenant_of
 
 from .dashboard_app import dashboard_app, debug_channel, metrics_channel, watched_app_id
 from .debug_stream import INTERVAL, MAX_EVENTS
-from .forms import TestEventForm
+from .forms import ChannelHistoryForm, TestEventForm
 
 SOCKET_ID = re.compile(r"[0-9]{1,10}\.[0-9]{1,10}")
 
@@ -34,10 +34,40 @@ def console(request, app):
     return _render_console(request, app, TestEventForm(max_bytes=app.max_message_bytes))
 
 
-def _render_console(request, app, form, status: int = 200):
+def _render_console(request, app, form, status: int = 200, history_form=None, history=None):
+    info = get_app_sync(app_id=app.id)  # the history the app keeps now: its settings within its plan
     return render(request, "live/console.html", {
-        **realtime_context(request, app), "form": form, "max_per_second": int(MAX_EVENTS / INTERVAL)},
-        status=status)
+        **realtime_context(request, app), "form": form, "max_per_second": int(MAX_EVENTS / INTERVAL),
+        "history_form": history_form or ChannelHistoryForm(), "history": history,
+        "history_size": info.history_size, "history_ttl": info.history_ttl}, status=status)
+
+
+@tenant_app
+def channel_history(request, app):
+    """The last messages kept for one channel of the app, with their positions (docs/recovery.md).
+
+    JSON for the console's script; without it, the console page with the history filled in."""
+    form = ChannelHistoryForm(request.GET)
+    wants_json = request.accepts("application/json") and not request.accepts("text/html")
+    if not form.is_valid():
+        if wants_json:
+            return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+        return _render_console(request, app, TestEventForm(max_bytes=app.max_message_bytes), status=400,
+                               history_form=form)
+    channel = form.cleaned_data["channel"]
+    info = get_app_sync(app_id=app.id)
+    try:
+        history = on_node(lambda node: node.history(info, channel, None, ChannelHistoryForm.LIMIT))
+    except BackendUnavailable:
+        if wants_json:
+            return JsonResponse({"error": "The realtime backend is unavailable; try again"}, status=503)
+        messages.error(request, "The realtime backend is unavailable; try again.")
+        return redirect("live:console", app_id=app.id)
+    history.setdefault("position", None)  # history off: no stream, no position
+    if wants_json:
+        return JsonResponse(history)
+    return _render_console(request, app, TestEventForm(max_bytes=app.max_message_bytes), history_form=form,
+                           history=history)
 
 
 @require_POST

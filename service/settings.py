@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from service.realtime import redis_connect
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TABCAST_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -208,25 +210,22 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Every Redis key and pub/sub channel of this deployment starts with it: deployments (or test
 # clusters) sharing one Redis must use different prefixes, since app ids are per database.
 REDIS_PREFIX = os.environ.get("TABCAST_REDIS_PREFIX", "tabcast")
-
-if REDIS_URL:
-    # redis-py 8 defaults (5 s socket timeout, pool cap 100) break long-lived pub/sub readers
-    # (channels_redis#422): no read timeout, and a pool large enough for bursts of group_add.
-    # A short connect timeout lets publishes fail fast (HTTP 503) when Redis is unreachable.
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "service.realtime.redis_layer.PipelinedPubSubChannelLayer",  # pipelined PUBLISH
-            "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_connect_timeout": 1,
-                           "max_connections": 1000}],
-                "prefix": REDIS_PREFIX,
-            },
-        }
-    }
+if "{" in REDIS_PREFIX or "}" in REDIS_PREFIX:
+    raise ImproperlyConfigured("TABCAST_REDIS_PREFIX must not contain { or } (they delimit Redis Cluster hash tags)")
+# One Redis (redis://), a Redis Cluster (redis+cluster://host:port,...) or a master watched by
+# Sentinels (REDIS_SENTINELS=host:port,... + REDIS_SENTINEL_MASTER=name, or redis+sentinel://...):
+# service/realtime/redis_connect.py. Either way REDIS_URL ends up naming it.
+try:
+    _REDIS_TARGET = redis_connect.configured(REDIS_URL, os.environ.get("REDIS_SENTINELS", "").strip(),
+                                             os.environ.get("REDIS_SENTINEL_MASTER", "").strip())
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+if _REDIS_TARGET is not None:
+    REDIS_URL = _REDIS_TARGET.url
+    CHANNEL_LAYERS = {"default": redis_connect.channel_layer_config(_REDIS_TARGET, REDIS_PREFIX)}
     TABCAST_STATE_BACKEND = "service.realtime.state.redis.RedisState"
     # Rate limits (dashboard log-in, sign-up) must count across all processes.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": f"{REDIS_PREFIX}-cache"}}
+    CACHES = {"default": redis_connect.cache_config(_REDIS_TARGET, REDIS_PREFIX)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "service.realtime.local_layer.LocalChannelLayer"}}
     TABCAST_STATE_BACKEND = "service.realtime.state.memory.MemoryState"
@@ -275,6 +274,8 @@ TABCAST = {
     "MAX_PRESENCE_USER_BYTES": 1024,
     "CLIENT_EVENTS_PER_SECOND": 10,
     "CACHE_TTL": 1800,
+    # Most messages a resume replays (docs/recovery.md); a socket that missed more is told recovered: false.
+    "MAX_REPLAY": _env_int("TABCAST_MAX_REPLAY", 1000, "a whole number", 1),
     "TIMESTAMP_WINDOW": 600,
     # Max raw HTTP request body for the publish APIs (the per-app data limit is checked separately).
     "MAX_REQUEST_BYTES": 1024 * 1024,

@@ -1,6 +1,7 @@
 """Every piece of dashboard input is validated here; views only call ``is_valid()`` and services."""
 
 from django import forms
+from django.core import validators
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
@@ -123,6 +124,9 @@ class AppSettingsForm(forms.ModelForm):
         label="Max message size (bytes)", min_value=MIN_MESSAGE_BYTES, max_value=MAX_MESSAGE_BYTES,
         help_text=f"Largest event payload accepted, from {MIN_MESSAGE_BYTES:,} to {MAX_MESSAGE_BYTES:,} bytes "
                   "(Pusher's default is 10,240).")
+    # Not required: a form posted without them (an older page, a script) keeps the app's values.
+    history_size = forms.IntegerField(label="Channel history (messages)", min_value=0, required=False)
+    history_ttl = forms.IntegerField(label="Channel history lifetime (seconds)", min_value=1, required=False)
     allowed_origins = forms.CharField(
         required=False, help_text=origins.HELP,
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false",
@@ -131,7 +135,7 @@ class AppSettingsForm(forms.ModelForm):
     class Meta:
         model = App
         fields = ["name", "client_events", "subscription_count", "max_message_bytes", "allowed_origins",
-                  "demo_enabled", "webhook_url", "webhook_events"]
+                  "history_size", "history_ttl", "demo_enabled", "webhook_url", "webhook_events"]
         labels = {"client_events": "Client events",
                   "subscription_count": "Subscription count events",
                   "demo_enabled": "Public demo page"}
@@ -149,6 +153,31 @@ class AppSettingsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and not self.is_bound:
             self.initial["webhook_events"] = list(self.instance.webhook_event_names)
+        self._bound_history()
+
+    def _bound_history(self) -> None:
+        """The plan's history bounds (tenants.services.history_bounds, through LIMITS_SOURCE) as the fields' maxima."""
+        max_size, max_ttl = services.history_bounds(self.instance.tenant_id)
+        size, ttl = self.fields["history_size"], self.fields["history_ttl"]
+        for field, bound in ((size, max_size), (ttl, max_ttl)):
+            field.max_value = bound
+            field.validators.append(validators.MaxValueValidator(
+                bound, message="Your plan allows at most %(limit_value)s here."))
+            field.widget.attrs["max"] = bound
+        size.help_text = (f"Messages kept per channel, so a client that reconnects gets what it missed and your "
+                          f"server can read them (GET …/channels/NAME/history). 0 turns history, positions and "
+                          f"resume off. Your plan allows up to {max_size:,}.")
+        ttl.help_text = (f"How long a channel's history is kept after its last publish: a client away for longer "
+                         f"is told it missed messages (tabcast:resumed with recovered false) instead. "
+                         f"Your plan allows up to {max_ttl:,} seconds.")
+
+    def clean_history_size(self):
+        value = self.cleaned_data["history_size"]
+        return self.instance.history_size if value is None else value
+
+    def clean_history_ttl(self):
+        value = self.cleaned_data["history_ttl"]
+        return self.instance.history_ttl if value is None else value
 
     def clean_allowed_origins(self):
         return origins.clean_origins(self.cleaned_data["allowed_origins"])

@@ -82,6 +82,14 @@ class Invitation(models.Model):
         return self.accepted_at is None and self.expires_at > timezone.now()
 
 
+# Channel history (docs/recovery.md): defaults of a new app, and the most any app may set whatever
+# its plan (a plan without bounds, such as the operator's, gets these). 24 h is also how long an idle
+# channel's stream metadata lives, so a longer ttl would never be used.
+HISTORY_SIZE_DEFAULT = 100
+HISTORY_TTL_DEFAULT = 120
+HISTORY_SIZE_CEILING = 10_000
+HISTORY_TTL_CEILING = 24 * 3600
+
 # Pusher's webhook events, in the order the dashboard lists them.
 WEBHOOK_EVENTS = ("channel_occupied", "channel_vacated", "member_added", "member_removed",
                   "client_event", "cache_miss")
@@ -119,6 +127,13 @@ class App(models.Model):
     demo_enabled = models.BooleanField(
         default=False,
         help_text="Let anyone who knows the app key use the demo page at /demo/ with this app")
+    # Channel history and resume (docs/recovery.md), each bounded by the tenant's plan (the settings
+    # form checks it; load_app applies the plan's bound again, so a downgrade takes effect at once).
+    history_size = models.PositiveIntegerField(
+        default=HISTORY_SIZE_DEFAULT,
+        help_text="Messages kept per channel for resume and the history API; 0 turns history off")
+    history_ttl = models.PositiveIntegerField(
+        default=HISTORY_TTL_DEFAULT, help_text="Seconds a channel's history is kept after its last publish")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -13,7 +13,15 @@ from django.utils.module_loading import import_string
 
 from service.realtime.tenancy import AppInfo
 
-from .models import INVITATION_VALID_DAYS, App, Invitation, Membership, Tenant
+from .models import (
+    HISTORY_SIZE_CEILING,
+    HISTORY_TTL_CEILING,
+    INVITATION_VALID_DAYS,
+    App,
+    Invitation,
+    Membership,
+    Tenant,
+)
 
 OPERATOR_TENANT = "Operator"
 
@@ -25,15 +33,32 @@ def plan_limits(tenant_id: int) -> dict:
     return (import_string(source)(tenant_id) or {}) if source else {}
 
 
+def history_bounds(tenant_id: int) -> tuple[int, int]:
+    """The most ``history_size`` (messages) and ``history_ttl`` (seconds) the tenant's apps may set."""
+    return _history_bounds(plan_limits(tenant_id))
+
+
+def _history_bounds(limits: dict) -> tuple[int, int]:
+    """The plan's history bounds (None: unlimited), within what any app may set."""
+    size, ttl = limits.get("max_history_size"), limits.get("max_history_ttl")
+    return (HISTORY_SIZE_CEILING if size is None else min(size, HISTORY_SIZE_CEILING),
+            HISTORY_TTL_CEILING if ttl is None else min(ttl, HISTORY_TTL_CEILING))
+
+
 def to_info(app: App) -> AppInfo:
     expires = app.previous_secret_expires_at.timestamp() if app.previous_secret_expires_at else 0.0
+    limits = plan_limits(app.tenant_id)
+    # The plan bounds the app's history settings here too: after a downgrade the smaller bound
+    # applies at once, before anyone edits the app's settings.
+    max_size, max_ttl = _history_bounds(limits)
     return AppInfo(
         id=app.id, key=app.key, secret=app.secret, name=app.name, enabled=app.enabled,
         client_events=app.client_events, max_message_bytes=app.max_message_bytes,
         allowed_origins=app.origins, subscription_count=app.subscription_count,
-        max_connections=plan_limits(app.tenant_id).get("max_connections"), previous_secret=app.previous_secret,
+        max_connections=limits.get("max_connections"), previous_secret=app.previous_secret,
         previous_secret_expires=expires, tenant_id=app.tenant_id,
         webhook_url=app.webhook_url, webhook_events=frozenset(app.webhook_event_names),
+        history_size=min(app.history_size, max_size), history_ttl=max(1, min(app.history_ttl, max_ttl)),
         extra={"demo": app.demo_allowed},  # read by service/sdk/demo.py
     )
 

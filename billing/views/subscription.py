@@ -83,7 +83,18 @@ def offer(plan) -> dict:
             "included": f"{pricing.included_connections:,}" if pricing else "–",
             "overage": f"{pricing.overage_cents_per_connection.normalize():f}¢ each" if pricing else "–",
             "cap": f"{plan.max_connections:,}" if plan.max_connections else "Unlimited",
-            "messages": f"{plan.max_messages_per_day:,}" if plan.max_messages_per_day else "Unlimited"}
+            "messages": f"{plan.max_messages_per_day:,}" if plan.max_messages_per_day else "Unlimited",
+            "history": history_terms(plan.max_history_size, plan.max_history_ttl)}
+
+
+def history_terms(size: int | None, ttl: int | None) -> str:
+    """The channel history a plan allows: "1,000 messages for 15 min"."""
+    messages = "Unlimited messages" if size is None else _plural(size, "message")
+    if ttl is None:
+        return f"{messages}, no time limit"
+    duration = f"{ttl // 3600} h" if ttl >= 3600 and ttl % 3600 == 0 else \
+        f"{ttl // 60} min" if ttl >= 60 and ttl % 60 == 0 else f"{ttl} s"
+    return f"{messages} for {duration}"
 
 
 def _plural(n: int, word: str) -> str:

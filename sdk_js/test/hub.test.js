@@ -156,3 +156,14 @@ test('after a refusal (4000-4099) the socket stays down until a new tab opens', 
   tab('B');
   assert.equal(sockets.length, 2);
 });
+
+test("a worker's hub names its lifetime lock in the welcome, for its tabs to wait on", () => {
+  const timers = new FakeTimers();
+  const { FakeWebSocket } = fakeWebSocketClass();
+  const hub = new Hub({ timers, socketOptions: { WebSocket: FakeWebSocket, timers }, lock: 'tabcast-hub:abc123abc' });
+  const replies = [];
+  hub.handle({ t: 'hello', tab: 'A', v: PROTOCOL_VERSION, url: URL, channels: [] }, (m) => replies.push(m));
+  assert.equal(replies[0].t, 'welcome');
+  assert.equal(replies[0].lock, 'tabcast-hub:abc123abc');
+  hub.close();
+});

@@ -1,6 +1,6 @@
 // Compiled (not run) by `npm test`: the published types accept what a pusher-js user writes.
 import Tabcast, {
-  type ConnectionFailure, type Member, type PresenceChannel, type StateChange, type WatchlistEvent,
+  type ConnectionFailure, type Member, type PresenceChannel, type Resumed, type StateChange, type WatchlistEvent,
 } from '../types/index.js';
 
 const tc = new Tabcast('app-key', {
@@ -13,6 +13,7 @@ const tc = new Tabcast('app-key', {
 });
 const orders = tc.subscribe('orders');
 orders.bind('created', (data: { id: number }) => console.log(data.id));
+orders.bind('tabcast:resumed', ({ recovered, missed, reason }: Resumed) => console.log(recovered, missed, reason));
 const sent: boolean = tc.subscribe('private-chat').trigger('client-typing', { who: 'me' });
 const room: PresenceChannel = tc.subscribe('presence-room');
 room.bind('pusher:member_added', (member: Member) => console.log(member.id, room.members.count));

@@ -83,6 +83,18 @@ export interface Channel extends Dispatcher {
   trigger(event: string, data?: unknown): boolean;
 }
 
+/** Data of `channel.bind('tabcast:resumed', ...)`. After a reconnect (or a new shared hub) the
+ *  channel was resumed from the last message the tabs had. `recovered: true`: the `missed`
+ *  messages were delivered just before, in order. `false`: some may be lost; reload the
+ *  channel's state from your backend. */
+export interface Resumed {
+  recovered: boolean;
+  missed: number;
+  /** Why not (server reasons, docs/recovery.md), or 'rejoined': this tab was away (back/forward cache,
+   *  frozen) while the shared socket went on without it. */
+  reason?: 'epoch_changed' | 'too_old' | 'too_many' | 'future' | 'invalid_position' | 'rejoined';
+}
+
 export interface Member {
   id: string;
   info: any;

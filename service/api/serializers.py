@@ -75,3 +75,25 @@ class ChannelQuerySerializer(serializers.Serializer):
 
     def validate_info(self, value):
         return parse_info(value, {"user_count", "subscription_count", "cache"})
+
+
+MAX_HISTORY_LIMIT = 1000  # messages per history answer; page on with since=<last position>
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    """GET /apps/{id}/channels/{name}/history (docs/recovery.md, "HTTP history API")."""
+
+    since = serializers.CharField(
+        required=False, max_length=100, trim_whitespace=False,
+        help_text="A position (\"<epoch>:<offset>\") from a message or subscription_succeeded: the answer holds "
+                  "the messages after it. Without it: the last `limit` messages.")
+    limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=MAX_HISTORY_LIMIT,
+                                     help_text=f"At most this many messages (1-{MAX_HISTORY_LIMIT}, default 100)")
+
+    def validate(self, attrs):
+        # DRF reads an empty optional query parameter as absent; "since=" is more likely a lost
+        # position than a wish for the latest messages, so it is refused, as is "limit=".
+        for name in ("since", "limit"):
+            if self.initial_data.get(name) == "":
+                raise serializers.ValidationError({name: "This field may not be blank."})
+        return attrs

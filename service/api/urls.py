@@ -11,6 +11,8 @@ urlpatterns = [
     path("apps/<int:app_id>/channels", views.ChannelsView.as_view(), name="channels"),
     path("apps/<int:app_id>/channels/<str:channel_name>", views.ChannelView.as_view(), name="channel"),
     path("apps/<int:app_id>/channels/<str:channel_name>/users", views.ChannelUsersView.as_view(), name="users"),
+    path("apps/<int:app_id>/channels/<str:channel_name>/history", views.ChannelHistoryView.as_view(),
+         name="history"),
     path("apps/<int:app_id>/users/<str:user_id>/terminate_connections",
          views.TerminateConnectionsView.as_view(), name="terminate"),
     # pusher-http-python leaves /apps/{id} out of this one path; the app comes from auth_key.

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from service.realtime.channel_names import Kind, is_cache, kind_of, user_channel
+from service.realtime.streams import InvalidPosition
 
 from . import publishing
 from . import validation
@@ -25,6 +26,7 @@ from .serializers import (
     ChannelQuerySerializer,
     ChannelsQuerySerializer,
     EventSerializer,
+    HistoryQuerySerializer,
     validate_channel,
 )
 from .throttling import AppRateThrottle
@@ -139,6 +141,46 @@ class ChannelUsersView(SignedView):
         app = request.auth
         members = on_node(lambda node: node.state.members(app.id, channel_name))
         return Response({"users": [{"id": m.user_id} for m in members.values()]})
+
+
+HISTORY = inline_serializer("ChannelHistory", {
+    "channel": serializers.CharField(),
+    "history": serializers.BooleanField(help_text="false: the app keeps no history (history_size 0): no messages, "
+                                                  "position null, and recovered false when since was given"),
+    "position": serializers.CharField(allow_null=True, help_text="The channel stream's position now (offset 0: "
+                                                                 "nothing published yet); null without history"),
+    "recovered": serializers.BooleanField(required=False, help_text="Only with since: whether every message after "
+                                                                    "it was still in the history"),
+    "more": serializers.BooleanField(help_text="More messages follow the last one returned: call again with "
+                                               "since = its position"),
+    "messages": inline_serializer("HistoryMessage", {
+        "event": serializers.CharField(), "data": serializers.CharField(allow_null=True),
+        "user_id": serializers.CharField(required=False, help_text="The sender of a client event on a presence "
+                                                                   "channel"),
+        "position": serializers.CharField(help_text="\"<epoch>:<offset>\": this message's place in the stream")},
+        many=True, help_text="Oldest first")})
+
+
+class ChannelHistoryView(SignedView):
+    @extend_schema(parameters=[HistoryQuerySerializer], responses={200: HISTORY, **ERRORS},
+                   summary="A channel's recent messages, with their positions (Tabcast)",
+                   description="docs/recovery.md, \"HTTP history API\". Without since: the last `limit` "
+                               "messages. With since: the messages after that position, and whether all of them "
+                               "were still in the history (recovered). A since that is not a position "
+                               "(<epoch>:<offset>) is a 400.")
+    def get(self, request, app_id, channel_name):
+        validate_channel_or_400(channel_name)
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        since, limit = query.validated_data.get("since"), query.validated_data["limit"]
+        app = request.auth
+        try:
+            answer = on_node(lambda node: node.history(app, channel_name, since, limit))
+        except InvalidPosition as error:
+            raise serializers.ValidationError(f"since: {error}") from None
+        if not answer["history"]:  # history off: one shape for every answer, and nothing vouched for
+            answer = {**answer, "position": None, **({"recovered": False} if since is not None else {})}
+        return Response(answer)
 
 
 class TerminateConnectionsView(SignedView):

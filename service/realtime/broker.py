@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from . import metrics
 from .channel_names import CONTROL_GROUP
 from .outage import describe, redis_outage
+from .streams import HistoryPage, Position, Stream
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,30 @@ class LayerBroker:
             # A membership left behind only costs messages the layer drops (no local member).
             self._lost(exc)
 
-    async def send(self, group: str, message: dict) -> None:
-        """Deliver to every process in the group; raises while delivery does not work (HTTP 503)."""
+    async def send(self, group: str, message: dict, stream: Stream | None = None) -> None:
+        """Deliver to every process in the group; raises while delivery does not work (HTTP 503).
+
+        With ``stream``, the layer also records the frame in the channel's history and sends it
+        with its position (streams.py)."""
         if not self.healthy:
             raise DeliveryUnavailable("publishes are not delivered until the channel layer is back")
-        await self._publish(group, message)
+        await self._publish(group, message, stream)
 
-    async def _publish(self, group: str, message: dict) -> int | None:
+    async def read_stream(self, group: str, since: Position | None, limit: int) -> HistoryPage:
+        """A channel's position and history (streams.py); raises if the layer is unreachable."""
+        try:
+            return await self.layer.read_stream(group, since, limit)
+        except UNREACHABLE as exc:
+            self._lost(exc)
+            raise
+
+    async def _publish(self, group: str, message: dict, stream: Stream | None = None) -> int | None:
         """group_send; returns how many processes Redis delivered to (None: the layer does not say)."""
         try:
-            receivers = await self.layer.group_send(group, message)
+            if stream is None:
+                receivers = await self.layer.group_send(group, message)
+            else:
+                receivers = await self.layer.group_send(group, message, stream)
         except UNREACHABLE as exc:
             self._lost(exc)
             raise

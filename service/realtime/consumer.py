@@ -215,7 +215,7 @@ class PusherConsumer(AsyncConsumer):
                 if member is None:
                     return
         try:
-            await self.node.subscribe(conn, channel, member)
+            await self.node.subscribe(conn, channel, member, data.get("position"))
         except SubscribeRefused as refused:
             conn.send(protocol.subscription_error(channel, refused.kind, refused.message, refused.status))
 

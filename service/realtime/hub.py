@@ -35,13 +35,19 @@ class AppTraffic:
     # What one socket per tab would have sent: a delivery to a socket carrying N tabs counts N.
     logical_deliveries: int = 0
     logical_bytes: int = 0
+    # Recovery (docs/recovery.md): subscriptions resumed with everything missed, or told they were not,
+    # and the messages and bytes written to channel history.
+    resumes_recovered: int = 0
+    resumes_unrecovered: int = 0
+    stored_messages: int = 0
+    stored_bytes: int = 0
 
     def counts(self) -> list[int]:
         """The counters in TRAFFIC_FIELDS order (the order ClusterState.add_metering takes them)."""
         return [getattr(self, name) for name in TRAFFIC_FIELDS]
 
 
-assert set(AppTraffic.__slots__) == set(TRAFFIC_FIELDS), "AppTraffic must count exactly TRAFFIC_FIELDS"
+assert set(TRAFFIC_FIELDS) <= set(AppTraffic.__slots__), "AppTraffic must count every TRAFFIC_FIELDS field"
 
 SLICE = 256  # sockets written per app per round: ~2-4 ms of sends here, the most a neighbour waits
 
@@ -134,15 +140,27 @@ class Hub:
     def subscribers(self, app_id: int, channel: str) -> list[Connection]:
         return list(self._channels.get((app_id, channel), {}).values())
 
-    def broadcast(self, app_id: int, channel: str, frame: str, except_socket: str | None = None) -> int:
+    def replace(self, app_id: int, channel: str, stand_in, conn: Connection) -> bool:
+        """Put ``conn`` where ``stand_in`` (node.py's resume buffer) subscribed for it, if it still is."""
+        subscribers = self._channels.get((app_id, channel))
+        if subscribers is None or subscribers.get(conn.socket_id) is not stand_in:
+            return False
+        subscribers[conn.socket_id] = conn
+        return True
+
+    def broadcast(self, app_id: int, channel: str, frame: str, except_socket: str | None = None,
+                  skip: set[str] | None = None) -> int:
         """Write one encoded frame to every local subscriber but ``except_socket``; returns how many.
 
         Written now, or (a large channel, or an app with fan-out waiting) in slices by the fan-out
-        task, in order per app.
+        task, in order per app. ``skip``: more socket ids to leave out (node.py: sockets that
+        resumed past this frame's position).
         """
         subscribers = self._channels.get((app_id, channel))
         if not subscribers:
             return 0
+        if skip:
+            subscribers = {socket_id: conn for socket_id, conn in subscribers.items() if socket_id not in skip}
         wire = text_frame(frame)  # framed once: with no extensions every socket gets the same bytes
         if len(subscribers) <= SLICE and app_id not in self._jobs:
             return self._write(app_id, frame, wire, subscribers.values(), except_socket)
@@ -208,6 +226,27 @@ class Hub:
                 await self._drained.wait()
             finally:
                 self._drained = None
+
+    def count_replayed(self, app_id: int, conn: Connection, frames: list[str]) -> None:
+        """Count frames written to one socket outside a broadcast (a resume's replay) as deliveries."""
+        size = sum(len(frame.encode()) for frame in frames)
+        traffic = self.traffic[app_id]
+        traffic.deliveries += len(frames)
+        traffic.bytes += size
+        traffic.logical_deliveries += len(frames) * conn.tabs
+        traffic.logical_bytes += size * conn.tabs
+
+    def count_resumes(self, app_id: int, recovered: bool, n: int = 1) -> None:
+        if recovered:
+            self.traffic[app_id].resumes_recovered += n
+        else:
+            self.traffic[app_id].resumes_unrecovered += n
+
+    def count_stored(self, app_id: int, size: int) -> None:
+        """A message written to channel history (streams.py)."""
+        traffic = self.traffic[app_id]
+        traffic.stored_messages += 1
+        traffic.stored_bytes += size
 
     def count_published(self, app_id: int, n: int = 1) -> None:
         self.traffic[app_id].messages += n

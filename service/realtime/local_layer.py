@@ -12,6 +12,8 @@ import uuid
 
 from channels.layers import BaseChannelLayer
 
+from .streams import HistoryPage, MemoryStreams, Position, Stream
+
 
 class LocalChannelLayer(BaseChannelLayer):
     extensions = ["groups", "flush"]
@@ -20,6 +22,7 @@ class LocalChannelLayer(BaseChannelLayer):
         super().__init__(expiry=0, capacity=0, **kwargs)
         self._queues: dict[str, asyncio.Queue] = {}
         self._groups: dict[str, set[str]] = {}
+        self.streams = MemoryStreams()  # channel history (streams.py): the layer appends as it sends
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         name = f"{prefix}local!{uuid.uuid4().hex}"
@@ -49,12 +52,21 @@ class LocalChannelLayer(BaseChannelLayer):
             if not members:
                 del self._groups[group]
 
-    async def group_send(self, group: str, message: dict) -> None:
+    async def group_send(self, group: str, message: dict, stream: Stream | None = None) -> None:
+        """Send to the group's channels; with ``stream``, record the frame and send it positioned.
+
+        No await before the queues are filled: a channel's messages go out in offset order."""
         self.require_valid_group_name(group)
+        if stream is not None:
+            frame, epoch, offset = self.streams.append(stream, message["frame"])
+            message = {**message, "frame": frame, "epoch": epoch, "offset": offset}
         for channel in self._groups.get(group, ()):
             queue = self._queues.get(channel)
             if queue is not None:
                 queue.put_nowait(message)
+
+    async def read_stream(self, group: str, since: Position | None, limit: int) -> HistoryPage:
+        return self.streams.read(group, since, limit)
 
     async def flush(self) -> None:
         self._queues.clear()

@@ -109,6 +109,9 @@ REDIS_RECONNECTS = Counter("tabcast_redis_reconnects", "Redis connections re-est
 BROKER_REJOINS = Counter("tabcast_broker_rejoins", "Times the broker re-joined its groups after losing Redis.")
 BROKER_GROUPS_REJOINED = Counter("tabcast_broker_groups_rejoined", "Groups re-joined in those recoveries.")
 WEBHOOKS = Counter("tabcast_webhooks", "Webhook deliveries by outcome.", ["outcome"])
+RESUMES = Counter("tabcast_resumes", "Subscriptions resumed (docs/recovery.md), by whether nothing was lost.",
+                  ["recovered"])
+GAPS_REPAIRED = Counter("tabcast_stream_gaps_repaired", "Gaps in a channel's live stream filled from its history.")
 EVENT_LOOP_LAG = Histogram("tabcast_event_loop_lag_seconds",
                            f"How late a {LAG_INTERVAL} s periodic callback fires on the event loop.",
                            buckets=_LAG_BUCKETS)
@@ -200,6 +203,15 @@ def observe_latency(sent_at: float) -> None:
 
 def webhook(outcome: str) -> None:
     WEBHOOKS.labels(outcome).inc()
+
+
+def resumed(recovered: bool, n: int = 1) -> None:
+    """Sockets told ``tabcast:resumed`` (a resume, or a gap this process could not fill)."""
+    RESUMES.labels("true" if recovered else "false").inc(n)
+
+
+def gap_repaired() -> None:
+    GAPS_REPAIRED.inc()
 
 
 class timed_redis:
@@ -382,6 +394,7 @@ _ROUTES = (
     ("batch_events", re.compile(r"/apps/[^/]+/batch_events")),
     ("channels", re.compile(r"/apps/[^/]+/channels")),
     ("channel_users", re.compile(r"/apps/[^/]+/channels/[^/]+/users")),
+    ("channel_history", re.compile(r"/apps/[^/]+/channels/[^/]+/history")),
     ("channel", re.compile(r"/apps/[^/]+/channels/[^/]+")),
     ("terminate", re.compile(r"(/apps/[^/]+)?/users/[^/]+/terminate_connections")),
 )

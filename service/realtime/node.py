@@ -12,10 +12,12 @@ import logging
 import time
 from typing import Any
 
+import orjson
+
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import channel_names, codes, metrics, protocol, watchlist
+from . import channel_names, codes, metrics, protocol, streams, watchlist
 from .broker import LayerBroker
 from .held_webhooks import HeldWebhooks
 from .channel_names import Kind, group_name, kind_of
@@ -23,6 +25,7 @@ from .connection import Connection
 from .hub import AppTraffic, Hub
 from .outage import redis_outage
 from .state import CachedEvent, Member, build_state
+from .streams import InvalidPosition, Position, Stream
 from .state.base import ONLINE_CHANNEL
 from .tenancy import AppInfo, get_app
 from .webhooks import WebhookSender
@@ -44,6 +47,37 @@ class SubscribeRefused(Exception):
         self.kind, self.message, self.status = kind, message, status
 
 
+class _Head:
+    """Where one channel's live stream is in this process: the last position its sockets got."""
+
+    __slots__ = ("epoch", "offset", "ahead")
+
+    def __init__(self, epoch: str, offset: int):
+        self.epoch, self.offset = epoch, offset
+        # Sockets that resumed past ``offset`` (they were further on before they reconnected here,
+        # or their replay read history beyond what has reached this process): socket id -> the
+        # offset they have. The frames up to it, arriving late, are not written to them again.
+        self.ahead: dict[str, int] | None = None
+
+
+class _ResumeBuffer:
+    """Stands in the hub for a socket whose subscription is being set up: frames of the channel
+    that arrive meanwhile are kept, and written after the replay, minus what it already had."""
+
+    __slots__ = ("conn", "socket_id", "frames")
+
+    def __init__(self, conn: Connection):
+        self.conn, self.socket_id = conn, conn.socket_id
+        self.frames: list[str] = []
+
+    @property
+    def tabs(self) -> int:
+        return self.conn.tabs
+
+    def send(self, frame: str, wire: bytes | None = None) -> None:
+        self.frames.append(frame)
+
+
 class Node:
     def __init__(self, layer=None, state=None):
         self.conf = settings.TABCAST
@@ -53,6 +87,12 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self._tasks: list[asyncio.Task] = []
         self._joins: dict[tuple[int, str], asyncio.Future] = {}  # group joins in flight
+        # Channel streams (docs/recovery.md): per (app, channel) with local subscribers, where its
+        # live stream is here; and the channels whose gap is being filled from history, with the
+        # messages that arrived meanwhile.
+        self._heads: dict[tuple[int, str], _Head] = {}
+        self._repairs: dict[tuple[int, str], list[dict]] = {}
+        self._repairing: set[asyncio.Task] = set()
         self.accepting = True  # False once draining (a deploy): new sockets get 4200, /healthz 503
         self.stopping = False  # True once stop() runs: the last flush (billing persists its rollups then)
         self._stopped: asyncio.Future | None = None  # set by the first stop()
@@ -178,8 +218,13 @@ class Node:
 
     # --- subscriptions ---
 
-    async def subscribe(self, conn: Connection, channel: str, member: Member | None) -> None:
-        """Subscribe an authorized socket; sends subscription_succeeded (and cache/presence frames)."""
+    async def subscribe(self, conn: Connection, channel: str, member: Member | None,
+                        since: object = None) -> None:
+        """Subscribe an authorized socket; sends subscription_succeeded (and cache/presence frames).
+
+        ``since``: the position the client last saw (the subscribe frame's ``position``, unchecked);
+        the messages after it are replayed, then ``tabcast:resumed`` (docs/recovery.md).
+        """
         app = conn.app
         if channel in conn.channels:
             conn.send(protocol.subscription_succeeded(channel, await self._presence_payload(app.id, channel)
@@ -196,28 +241,104 @@ class Node:
                 metrics.limit_rejected("presence_members")
                 raise SubscribeRefused("LimitReached", "The presence channel is full", codes.SUB_MEMBER_LIMIT)
         conn.channels[channel] = member
-        await self._join_local(app.id, channel, conn)
+        # A channel with history: until the socket's place in the stream is known, a buffer stands
+        # in for it in the hub, so nothing published meanwhile is lost or written twice.
+        buffer = _ResumeBuffer(conn) if self._stream(app, channel) is not None else None
+        await self._join_local(app.id, channel, conn, buffer)
         count = await self.state.add_subscription(app.id, channel, conn.socket_id)
         if count == 1:
             await self.held_webhooks.occupied(app, channel)
+        first = False
         if member is not None:
             first = await self.state.add_member(app.id, channel, conn.socket_id, member)
             if first:
                 await self.held_webhooks.member_added(app, channel, member.user_id)
-            conn.send(protocol.subscription_succeeded(channel, await self._presence_payload(app.id, channel)))
-            if first:
-                await self._send(app.id, channel, protocol.member_added(channel, member.user_id, member.user_info),
-                                 conn.socket_id)
-        else:
-            conn.send(protocol.subscription_succeeded(channel))
-            if app.subscription_count:
-                await self._send(app.id, channel, protocol.subscription_count(channel, count))
-        if channel_names.is_cache(channel):
-            cached = await self.state.cache_get(app.id, channel)
+        presence = await self._presence_payload(app.id, channel) if member is not None else None
+        cached = await self.state.cache_get(app.id, channel) if channel_names.is_cache(channel) else None
+        start, replay, resumed = None, (), None
+        if buffer is not None:
+            start, replay, resumed = await self._place(conn, channel, since)
+        # The position the socket's frames follow: before the replay, if there is one.
+        announced = Position(start.epoch, replay[0][0] - 1) if replay else start
+        conn.send(protocol.subscription_succeeded(channel, presence, None if announced is None else str(announced)))
+        if channel_names.is_cache(channel) and not (resumed is not None and resumed[0]):
             conn.send(cached.frame if cached else protocol.cache_miss(channel))
             if cached is None:
                 self.webhooks.send(app, {"name": "cache_miss", "channel": channel})
+        if buffer is not None:
+            self._go_live(conn, channel, buffer, start, replay, resumed)
+        if first:
+            await self._send(app.id, channel, protocol.member_added(channel, member.user_id, member.user_info),
+                             conn.socket_id)
+        elif member is None and app.subscription_count:
+            await self._send(app.id, channel, protocol.subscription_count(channel, count))
         self.emit(app.id, "subscribed", socket_id=conn.socket_id, channel=channel)
+
+    async def _place(self, conn: Connection, channel: str, since: object):
+        """Where a subscribing socket starts in the channel's stream, after its buffer is in the hub.
+
+        Returns (its position once the replay is written, the frames to replay, (recovered,
+        missed, reason) if it asked to resume). It starts where this process's live stream is (``_Head``): later frames reach it
+        live, or through a repair if one is lost. A resume replays from history what it missed up
+        to the stream's top; frames up to there that reach this process later are not written to
+        it again (``_Head.ahead``).
+        """
+        app = conn.app
+        key = (app.id, channel)
+        wanted = None
+        reason = None
+        if since is not None:
+            try:
+                wanted = Position.parse(since)
+            except InvalidPosition:
+                reason = "invalid_position"
+        try:
+            page = await self.broker.read_stream(group_name(app.id, channel), wanted, self.conf["MAX_REPLAY"])
+        except Exception as exc:  # noqa: BLE001 - Redis away: subscribed all the same, and told
+            if not redis_outage.absorb(exc):
+                log.warning("could not read the stream of %s", channel, exc_info=True)
+            return None, (), None if since is None else (False, 0, "unavailable")
+        top = page.top
+        head = self._heads.get(key)
+        if head is None and self.hub.local_count(app.id, channel):
+            head = self._heads[key] = _Head(top.epoch, top.offset)
+        start = head.offset if head is not None and head.epoch == top.epoch else top.offset
+        replay: list[tuple[int, str]] = []
+        resumed = None
+        if since is not None:
+            if wanted is not None:
+                reason = page.gap_after(wanted)
+                if reason is None and top.offset - wanted.offset > self.conf["MAX_REPLAY"]:
+                    reason = "too_many"
+            if reason is None:
+                replay = [(offset, frame) for offset, frame in page.frames if offset > wanted.offset]
+                start = top.offset
+            resumed = (reason is None, len(replay), reason)
+        if head is not None and head.epoch == top.epoch and start > head.offset:
+            if head.ahead is None:
+                head.ahead = {}
+            head.ahead[conn.socket_id] = start
+        return Position(top.epoch, start), replay, resumed
+
+    def _go_live(self, conn: Connection, channel: str, buffer: _ResumeBuffer, start: Position | None,
+                 replay, resumed) -> None:
+        """Write the replay, then what the buffer caught after ``start``, then swap the socket in for
+        its buffer: synchronously, so no live frame of the channel can come in between."""
+        app_id = conn.app.id
+        frames = [frame for _, frame in replay]
+        for frame in frames:
+            conn.send(frame)
+        self.hub.count_replayed(app_id, conn, frames)
+        for frame in buffer.frames:  # counted as deliveries when the hub wrote them to the buffer
+            at = streams.position_of(frame)
+            if at is None or start is None or at.epoch != start.epoch or at.offset > start.offset:
+                conn.send(frame)
+        if resumed is not None:
+            recovered, missed, reason = resumed
+            conn.send(protocol.resumed(channel, recovered, missed, reason))
+            self.hub.count_resumes(app_id, recovered)
+            metrics.resumed(recovered)
+        self.hub.replace(app_id, channel, buffer, conn)
 
     async def unsubscribe(self, conn: Connection, channel: str) -> None:
         if channel not in conn.channels:
@@ -246,14 +367,16 @@ class Node:
         await self._join_local(conn.app.id, channel_names.user_channel(user_id), conn)
         await watchlist.signed_in(self, conn)
 
-    async def _join_local(self, app_id: int, channel: str, conn: Connection) -> None:
-        """Add a local subscriber; the first one makes this process join the channel's group.
+    async def _join_local(self, app_id: int, channel: str, conn: Connection,
+                          stand_in: _ResumeBuffer | None = None) -> None:
+        """Add a local subscriber (or its ``stand_in``); the first one makes this process join the
+        channel's group.
 
         Later subscribers that arrive while that join is in flight wait for it, so nobody is
         told "subscribed" before this process actually receives the channel's publishes.
         """
         key = (app_id, channel)
-        if not self.hub.subscribe(app_id, channel, conn):
+        if not self.hub.subscribe(app_id, channel, stand_in or conn):
             pending = self._joins.get(key)
             if pending is not None:
                 try:
@@ -277,7 +400,11 @@ class Node:
             del self._joins[key]
 
     async def _leave_local(self, app_id: int, channel: str, conn: Connection) -> None:
+        head = self._heads.get((app_id, channel))
+        if head is not None and head.ahead:
+            head.ahead.pop(conn.socket_id, None)
         if self.hub.unsubscribe(app_id, channel, conn):
+            self._heads.pop((app_id, channel), None)
             try:
                 await self.broker.leave(group_name(app_id, channel))
             except Exception:  # noqa: BLE001 - a stale membership only costs an ignored message
@@ -302,7 +429,7 @@ class Node:
             frame = protocol.event(event, channel, data)
             if channel_names.is_cache(channel):
                 await self.state.cache_set(app.id, channel, CachedEvent(frame, event, data, self.conf["CACHE_TTL"]))
-            await self._send(app.id, channel, frame, except_socket)
+            await self._send(app.id, channel, frame, except_socket, self._stream(app, channel))
         self.hub.count_published(app.id, len(channels))
         metrics.published(source, len(channels))
         self.emit(app.id, "published", channels=channels, event=event, bytes=len(data))
@@ -310,7 +437,8 @@ class Node:
     async def client_event(self, conn: Connection, channel: str, event: str, data: Any) -> None:
         member = conn.channels.get(channel)
         user_id = member.user_id if member is not None else None
-        await self._send(conn.app.id, channel, protocol.client_event(event, channel, data, user_id), conn.socket_id)
+        await self._send(conn.app.id, channel, protocol.client_event(event, channel, data, user_id), conn.socket_id,
+                         self._stream(conn.app, channel))
         self.hub.count_published(conn.app.id)
         metrics.published("client_event")
         webhook = {"name": "client_event", "channel": channel, "event": event, "data": data,
@@ -323,11 +451,24 @@ class Node:
     async def terminate_user(self, app: AppInfo, user_id: str) -> None:
         await self.broker.send(channel_names.CONTROL_GROUP, {"type": TERMINATE, "app": app.id, "user": user_id})
 
-    async def _send(self, app_id: int, channel: str, frame: str, except_socket: str | None = None) -> None:
+    async def _send(self, app_id: int, channel: str, frame: str, except_socket: str | None = None,
+                    stream: Stream | None = None) -> None:
+        """Hand a frame to the broker; with ``stream`` it is also kept in the channel's history."""
         message = {"type": PUBLISH, "app": app_id, "channel": channel, "frame": frame, "except": except_socket}
         if (sent_at := metrics.stamp()) is not None:  # 1 in N: publish -> deliver latency
             message["t"] = sent_at
-        await self.broker.send(group_name(app_id, channel), message)
+        if stream is None:
+            await self.broker.send(group_name(app_id, channel), message)
+        else:
+            await self.broker.send(stream.group, message, stream)
+            self.hub.count_stored(app_id, len(frame))
+
+    @staticmethod
+    def _stream(app: AppInfo, channel: str) -> Stream | None:
+        """The channel's stream, if the app keeps history (docs/recovery.md); user channels have none."""
+        if app.history_size <= 0 or channel.startswith("#"):
+            return None
+        return Stream(group_name(app.id, channel), app.history_size, min(app.history_ttl, streams.META_TTL))
 
     def _fan_out_ready(self):
         """None while the hub's fan-out backlog is small; else what the broker awaits first."""
@@ -339,7 +480,11 @@ class Node:
         """A message from the channel layer (called by the broker's pump)."""
         kind = message.get("type")
         if kind == PUBLISH:
-            self.hub.broadcast(message["app"], message["channel"], message["frame"], message.get("except"))
+            offset = message.get("offset")
+            if offset is None:
+                self.hub.broadcast(message["app"], message["channel"], message["frame"], message.get("except"))
+            else:
+                self._in_order(message, offset)
             if "t" in message:
                 metrics.observe_latency(message["t"])
         elif kind == TERMINATE:
@@ -348,6 +493,103 @@ class Node:
             for conn in self.hub.subscribers(message["app"], channel):
                 conn.send(frame)
                 conn.close(codes.UNAUTHORIZED, "Terminated by the app")
+
+    # --- channel streams (docs/recovery.md) ---
+
+    def _in_order(self, message: dict, offset: int) -> None:
+        """Fan out a message of a channel with history, in stream order.
+
+        The next offset goes out at once. One already written (a repair got it first) is dropped.
+        After a gap, or a new epoch (the history was lost), the channel's messages wait while
+        ``_repair`` fills the gap from history or tells the sockets it cannot.
+        """
+        app_id, channel = key = (message["app"], message["channel"])
+        waiting = self._repairs.get(key)
+        if waiting is not None:
+            waiting.append(message)
+            return
+        head = self._heads.get(key)
+        if head is None:
+            if self.hub.local_count(app_id, channel):  # else: a message for a group just left
+                self._heads[key] = _Head(message["epoch"], offset)
+                self.hub.broadcast(app_id, channel, message["frame"], message.get("except"))
+            return
+        if message["epoch"] == head.epoch:
+            if offset == head.offset + 1:
+                head.offset = offset
+                self._fan_out_next(head, app_id, channel, message["frame"], message.get("except"))
+                return
+            if offset <= head.offset:
+                return  # written already
+        self._repairs[key] = [message]
+        task = self.loop.create_task(self._repair(key, head))
+        self._repairing.add(task)
+        task.add_done_callback(self._repairing.discard)
+
+    def _fan_out_next(self, head: _Head, app_id: int, channel: str, frame: str, except_socket: str | None) -> None:
+        """Broadcast the frame at ``head.offset``, except to sockets that already have it."""
+        ahead = head.ahead
+        skip = None
+        if ahead:
+            offset = head.offset
+            skip = {socket_id for socket_id, at in ahead.items() if at >= offset}
+            for socket_id in [socket_id for socket_id, at in ahead.items() if at <= offset]:
+                del ahead[socket_id]  # caught up: from the next frame on it gets them all
+        self.hub.broadcast(app_id, channel, frame, except_socket, skip)
+
+    async def _repair(self, key: tuple[int, str], head: _Head) -> None:
+        """Fill a gap in a channel's live stream from its history; else tell its sockets (recovered: false)."""
+        app_id, channel = key
+        reason = "epoch_changed" if self._repairs[key][0]["epoch"] != head.epoch else None
+        page = None
+        if reason is None:
+            try:
+                page = await self.broker.read_stream(group_name(app_id, channel), Position(head.epoch, head.offset),
+                                                     self.conf["MAX_REPLAY"])
+            except Exception as exc:  # noqa: BLE001 - Redis away: the sockets are told instead
+                if not redis_outage.absorb(exc):
+                    log.warning("could not read the stream of %s", channel, exc_info=True)
+                reason = "unavailable"
+        if page is not None:
+            reason = page.gap_after(Position(head.epoch, head.offset))
+            if reason is None and page.top.offset - head.offset > self.conf["MAX_REPLAY"]:
+                reason = "too_many"
+        waiting = self._repairs.pop(key)
+        if self._heads.get(key) is not head:
+            return  # every local subscriber left meanwhile
+        if reason is None:
+            metrics.gap_repaired()
+            for offset, frame in page.frames:
+                if offset == head.offset + 1:
+                    head.offset = offset
+                    # Not the original except_socket: the sender of a client event lost in transit gets it back.
+                    self._fan_out_next(head, app_id, channel, frame, None)
+        else:
+            sockets = self.hub.local_count(app_id, channel)
+            self.hub.broadcast(app_id, channel, protocol.resumed(channel, False, 0, reason))
+            self.hub.count_resumes(app_id, False, sockets)
+            metrics.resumed(False, sockets)
+            del self._heads[key]  # the next message starts the stream here again
+        for message in waiting:
+            self._in_order(message, message["offset"])
+
+    async def history(self, app: AppInfo, channel: str, since: str | None, limit: int) -> dict[str, Any]:
+        """The HTTP history API's answer (docs/recovery.md); raises InvalidPosition for a bad ``since``."""
+        wanted = Position.parse(since) if since is not None else None
+        if self._stream(app, channel) is None:
+            return {"channel": channel, "history": False, "messages": [], "more": False}
+        page = await self.broker.read_stream(group_name(app.id, channel), wanted, limit)
+        frames = page.frames
+        answer: dict[str, Any] = {"channel": channel, "history": True, "position": str(page.top)}
+        if wanted is not None:
+            answer["recovered"] = page.gap_after(wanted) is None
+            if wanted.epoch == page.top.epoch:
+                frames = [(offset, frame) for offset, frame in frames if offset > wanted.offset]
+        answer["messages"] = [_history_message(frame, page.top.epoch, offset) for offset, frame in frames]
+        last = frames[-1][0] if frames else (wanted.offset if wanted is not None and
+                                             wanted.epoch == page.top.epoch else page.top.offset)
+        answer["more"] = last < page.top.offset
+        return answer
 
     # --- queries (HTTP API) ---
 
@@ -467,6 +709,16 @@ class Node:
                 await hook()
             except Exception:  # noqa: BLE001 - an observer never stops the counters
                 log.exception("flush hook failed")
+
+
+def _history_message(frame: str, epoch: str, offset: int) -> dict[str, Any]:
+    """One message of the history API: the frame's fields but the channel."""
+    fields = orjson.loads(frame)
+    message = {"event": fields["event"], "data": fields.get("data")}
+    if "user_id" in fields:
+        message["user_id"] = fields["user_id"]
+    message["position"] = f"{epoch}:{offset}"
+    return message
 
 
 _node: Node | None = None

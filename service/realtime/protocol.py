@@ -48,8 +48,22 @@ PONG = _dumps({"event": "pusher:pong", "data": {}})
 PING = _dumps({"event": "pusher:ping", "data": {}})
 
 
-def subscription_succeeded(channel: str, presence: dict | None = None) -> str:
-    return event("pusher_internal:subscription_succeeded", channel, {"presence": presence} if presence else {})
+def subscription_succeeded(channel: str, presence: dict | None = None, position: str | None = None) -> str:
+    """``position``: the channel stream's position the socket starts after (docs/recovery.md)."""
+    frame = event("pusher_internal:subscription_succeeded", channel, {"presence": presence} if presence else {})
+    return frame if position is None else f'{frame[:-1]},"position":"{position}"}}'
+
+
+# Tabcast extension (docs/recovery.md): after a resume, whether the socket got every message it
+# missed; also sent when a process finds a gap in a channel it cannot fill.
+RESUMED_EVENT = "tabcast:resumed"
+
+
+def resumed(channel: str, recovered: bool, missed: int, reason: str | None = None) -> str:
+    data: dict[str, Any] = {"recovered": recovered, "missed": missed}
+    if reason is not None:
+        data["reason"] = reason
+    return event(RESUMED_EVENT, channel, data)
 
 
 def subscription_error(channel: str, kind: str, message: str, status: int) -> str:

@@ -24,18 +24,23 @@ channels_redis' own ``on_disconnect``/``on_reconnect`` hooks are never called
 """
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close, decode_hosts
 
-from . import metrics
+from redis.exceptions import NoScriptError
+
+from . import metrics, streams
 from .outage import is_backend_failure
+from .streams import HistoryPage, Position, Stream
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 0.1  # seconds between attempts of the subscriber connection to reach Redis again
+APPEND_AND_PUBLISH_SHA = hashlib.sha1(streams.APPEND_AND_PUBLISH.encode()).hexdigest()
 
 
 class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):
@@ -71,11 +76,22 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
         self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
         self._batches: dict[object, list] = {}  # shard -> [(group channel, payload, future)]
         self._senders: set[asyncio.Task] = set()  # running _send_batch tasks (asyncio keeps only weak refs)
+        self._read_scripts: dict[object, object] = {}  # shard -> its registered streams.READ
 
-    async def group_send(self, group, message):
+    async def group_send(self, group, message, stream: Stream | None = None):
+        """PUBLISH the message in the shard's next pipeline; returns how many processes got it.
+
+        With ``stream`` it is streams.APPEND_AND_PUBLISH instead: the frame is recorded in the
+        channel's history and published with its position, in one script (streams.py)."""
         group_channel = self._get_group_channel_name(group)
         shard = self._get_shard(group_channel)
-        payload = self.channel_layer.serialize(message)
+        if stream is None:
+            payload = self.channel_layer.serialize(message)
+        else:
+            frame = message["frame"]
+            payload = (*streams.redis_keys(self.prefix, group), frame[:-1], stream.size, stream.ttl * 1000,
+                       streams.META_TTL * 1000, "PUBLISH", group_channel,
+                       self.channel_layer.serialize({k: v for k, v in message.items() if k != "frame"}))
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         batch = self._batches.get(shard)
@@ -110,9 +126,14 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
                 shard._ensure_redis()  # noqa: SLF001
                 pipeline = shard._redis.pipeline(transaction=False)  # noqa: SLF001
                 for group_channel, payload, _ in batch:
-                    pipeline.publish(group_channel, payload)
+                    if isinstance(payload, tuple):  # a recorded publish (group_send's stream)
+                        pipeline.evalsha(APPEND_AND_PUBLISH_SHA, 2, *payload)
+                    else:
+                        pipeline.publish(group_channel, payload)
                 with metrics.timed_redis("publish"):
-                    receivers = await pipeline.execute()
+                    receivers = await pipeline.execute(raise_on_error=False)
+                    if any(isinstance(reply, NoScriptError) for reply in receivers):
+                        receivers = await self._load_and_retry(shard, batch, receivers)
         except BaseException as exc:
             for *_, done in batch if batch is not None else self._batches.pop(shard, ()):
                 if done.done():
@@ -126,7 +147,41 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
             return
         for (*_, done), count in zip(batch, receivers, strict=True):
             if not done.done():
-                done.set_result(count)
+                if isinstance(count, Exception):
+                    done.set_exception(count)
+                else:
+                    done.set_result(count)
+
+    @staticmethod
+    async def _load_and_retry(shard, batch, replies: list) -> list:
+        """Redis lost its scripts (it restarted): load the script, run the recorded publishes again.
+
+        Only the ones that failed ran not at all, so none is recorded twice. They now land after
+        the plain publishes of their batch: the receiving processes order a channel's recorded
+        messages by offset anyway (node.py)."""
+        redis = shard._redis  # noqa: SLF001
+        await redis.script_load(streams.APPEND_AND_PUBLISH)
+        retry = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        pipeline = redis.pipeline(transaction=False)
+        for i in retry:
+            pipeline.evalsha(APPEND_AND_PUBLISH_SHA, 2, *batch[i][1])
+        replies = list(replies)
+        for i, reply in zip(retry, await pipeline.execute(raise_on_error=False), strict=True):
+            replies[i] = reply
+        return replies
+
+    async def read_stream(self, group: str, since: Position | None, limit: int) -> HistoryPage:
+        """streams.READ on the shard that carries the group (one round trip)."""
+        shard = self._get_shard(self._get_group_channel_name(group))
+        shard._ensure_redis()  # noqa: SLF001
+        script = self._read_scripts.get(shard)
+        if script is None or script.registered_client is not shard._redis:  # noqa: SLF001 - a new client after a reconnect
+            script = self._read_scripts[shard] = shard._redis.register_script(streams.READ)  # noqa: SLF001
+        args = ("", 0) if since is None else (since.epoch, since.offset)
+        with metrics.timed_redis("history"):
+            reply = await script(keys=streams.redis_keys(self.prefix, group),
+                                 args=[*args, limit, streams.META_TTL * 1000])
+        return streams.page_from_reply(reply)
 
 
 class _Shard(RedisSingleShardConnection):

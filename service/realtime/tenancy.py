@@ -35,6 +35,10 @@ class AppInfo:
     tenant_id: int | None = None
     webhook_url: str = ""
     webhook_events: frozenset[str] | None = None  # names sent to webhook_url; None: every event
+    # Channel history (docs/recovery.md): messages kept per channel (0 = no history, positions or
+    # resume) and for how many seconds after the channel's last publish.
+    history_size: int = 100
+    history_ttl: int = 120
     extra: dict = field(default_factory=dict, compare=False)
 
     def valid_secrets(self, now: float | None = None) -> tuple[str, ...]:

@@ -59,8 +59,10 @@ def app_reveal(request, app):
 
 def _render_detail(request, app, secret: str | None = None):
     endpoint = snippets.Endpoint.from_request(request)
+    max_size, max_ttl = services.history_bounds(app.tenant_id)  # a downgrade applies at once
     return render(request, "tenants/app_detail.html", {
         "app": app, "secret": secret, "endpoint": endpoint,
+        "history_size": min(app.history_size, max_size), "history_ttl": min(app.history_ttl, max_ttl),
         "snippets": snippets.all_for(app, endpoint, secret),
         "grace_active": app.previous_secret_active,
         "grace_period": _grace_period(),

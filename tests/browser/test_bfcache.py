@@ -7,26 +7,10 @@ in a browser launched without that switch.
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, listen_and_wait, open_tabs, wait_for_event, wait_for_stats
+from tests.browser.conftest import listen_and_wait, open_tabs, wait_for_event, wait_for_stats
 from tests.support.clients import python_backend
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def bfcache_browser(playwright):
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                                         ignore_default_args=["--disable-back-forward-cache"])
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def bfcache_context(bfcache_browser):
-    context = bfcache_browser.new_context()
-    context.set_default_timeout(15_000)
-    yield context
-    context.close()
 
 
 def go_away_and_back(page, customer, while_away):

@@ -34,15 +34,20 @@ def test_usage_24h_is_hourly_with_summary_and_savings(alice_client, alice_app):
     now = timezone.now()
     persist_buckets(alice_app.id, "redis-a", [
         {"hour": _hour(now) - 1, "messages": 10, "deliveries": 30, "bytes": 3000, "logical_deliveries": 50,
-         "logical_bytes": 5000, "tab_seconds": 3600.0, "peak_sockets": 3, "peak_tabs": 5},
+         "logical_bytes": 5000, "resumes_recovered": 4, "resumes_unrecovered": 1, "stored_messages": 10,
+         "stored_bytes": 900, "tab_seconds": 3600.0, "peak_sockets": 3, "peak_tabs": 5},
         {"hour": _hour(now), "messages": 2, "deliveries": 4, "bytes": 400, "logical_deliveries": 4,
-         "logical_bytes": 400, "tab_seconds": 10.0, "peak_sockets": 2, "peak_tabs": 2},
+         "logical_bytes": 400, "stored_messages": 2, "stored_bytes": 80, "tab_seconds": 10.0, "peak_sockets": 2,
+         "peak_tabs": 2},
     ])
     body = alice_client.get(reverse("billing:api_usage", args=[alice_app.id]), {"range": "24h"}).json()
     assert body["granularity"] == "hour" and len(body["points"]) == 24
     assert body["points"][-1]["messages"] == 2 and body["points"][-2]["messages"] == 10
     assert body["summary"] == {"messages": 12, "deliveries": 34, "bytes": 3400, "logical_deliveries": 54,
-                               "logical_bytes": 5400, "tab_seconds": 3610.0, "peak_sockets": 3, "peak_tabs": 5}
+                               "logical_bytes": 5400, "resumes_recovered": 4, "resumes_unrecovered": 1,
+                               "stored_messages": 12, "stored_bytes": 980, "tab_seconds": 3610.0,
+                               "peak_sockets": 3, "peak_tabs": 5}
+    assert body["points"][-1]["stored_bytes"] == 80 and body["points"][-2]["resumes_recovered"] == 4
     saved = {s["key"]: s["value"] for s in body["savings"]}
     assert saved["connections"] == 2 and saved["deliveries"] == 20 and saved["bytes"] == 2000
     assert all(s["sentence"] for s in body["savings"])
@@ -66,6 +71,7 @@ def test_usage_is_in_the_openapi_schema(client, db):
     schema = client.get("/api/schema", HTTP_ACCEPT="application/json").content.decode()
     assert "/dashboard/api/apps/{app_id}/usage" in schema and "/dashboard/api/apps/{app_id}/live" in schema
     assert "peak_tabs" in schema and "logical_deliveries" in schema
+    assert "resumes_unrecovered" in schema and "stored_bytes" in schema
 
 
 def test_series_starts_on_hour_boundaries(alice_client, alice_app):

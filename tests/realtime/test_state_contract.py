@@ -3,6 +3,9 @@
 ``StateContract`` holds what any backend must do for one process; ``TestSharedRedisState``
 adds what only a shared backend can show: several nodes agreeing, dead nodes ignored, and
 the heartbeat healing entries that Redis lost.
+
+The Redis backend runs on each topology it supports: one Redis, a Redis Cluster (3 masters:
+every script must stay in one slot) and a Sentinel-watched master (tests/support/redis_topologies.py).
 """
 
 import asyncio
@@ -11,7 +14,6 @@ import uuid
 
 import pytest
 from django.conf import settings
-from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.realtime.hub import AppTraffic
@@ -23,9 +25,12 @@ from service.realtime.outage import redis_outage
 from service.realtime.state import redis as redis_state_module
 from service.realtime.state.redis import RedisState
 from tests.support.processes import RedisProcess
+from tests.support.redis_topologies import ClusterTopology, SentinelTopology, async_client, delete_prefix
 
 APP, OTHER_APP = 7, 8
 HOUR = 490_000
+# Recovery's counters (TRAFFIC_FIELDS), zero in the tests that count other traffic.
+NO_RECOVERY = dict.fromkeys(("resumes_recovered", "resumes_unrecovered", "stored_messages", "stored_bytes"), 0)
 
 
 def redis_state(url: str, prefix: str, node_ttl: float = 30) -> RedisState:
@@ -33,14 +38,30 @@ def redis_state(url: str, prefix: str, node_ttl: float = 30) -> RedisState:
 
 
 async def wipe(url: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(url)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_prefix(url, prefix)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+_topologies: dict[str, str] = {}  # topology -> its URL, started once per session (stopped at its end)
+
+
+def topology_url(request, name: str) -> str:
+    """The URL of a Redis topology: "redis" (the session's redis-server), "cluster" (3 masters),
+    "sentinel" (master + replica + 3 sentinels). Started on first use (other modules that
+    import the ``state`` fixture get them too, with no fixture of their own)."""
+    if name == "redis":
+        return request.getfixturevalue("redis_url")
+    if name not in _topologies:
+        topology = ClusterTopology(masters=3) if name == "cluster" else SentinelTopology()
+        topology.start()
+        request.config.add_cleanup(topology.stop)
+        _topologies[name] = topology.url
+    return _topologies[name]
+
+
+REDIS_PARAMS = [pytest.param(name, marks=pytest.mark.redis) for name in ("redis", "cluster", "sentinel")]
+
+
+@pytest.fixture(params=["memory", *REDIS_PARAMS])
 async def state(request):
     if request.param == "memory":
         backend = MemoryState()
@@ -48,7 +69,7 @@ async def state(request):
         yield backend
         await backend.stop()
         return
-    url = request.getfixturevalue("redis_url")
+    url = topology_url(request, request.param)
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     backend = redis_state(url, prefix)
     await backend.start()
@@ -151,22 +172,39 @@ class StateContract:
 
     async def test_traffic_totals_accumulate(self, state):
         assert await state.traffic_totals(APP) == dict.fromkeys(
-            ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes"), 0)
+            ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes", *NO_RECOVERY), 0)
         await state.add_traffic(APP, 1, 10, 100)
         await state.add_traffic(APP, 2, 20, 200, logical_deliveries=30, logical_bytes=300)
         assert await state.traffic_totals(APP) == {
-            "messages": 3, "deliveries": 30, "bytes": 300, "logical_deliveries": 30, "logical_bytes": 300}
+            "messages": 3, "deliveries": 30, "bytes": 300, "logical_deliveries": 30, "logical_bytes": 300,
+            **NO_RECOVERY}
 
     async def test_metering_flush_writes_totals_and_bucket_once_per_seq(self, state):
-        assert await state.add_metering(APP, HOUR, 1, 10, 100, 20, 200, 1.5, seq=1) is True
-        assert await state.add_metering(APP, HOUR, 1, 10, 100, 20, 200, 1.5, seq=1) is False  # a retry
+        assert await state.add_metering(APP, HOUR, 1, 10, 100, 20, 200, tab_seconds=1.5, seq=1) is True
+        assert await state.add_metering(APP, HOUR, 1, 10, 100, 20, 200, tab_seconds=1.5, seq=1) is False  # a retry
         assert await state.add_metering(APP, HOUR, 2, 0, 0, seq=2) is True
         assert await state.add_metering(OTHER_APP, HOUR, 5, 5, 5, seq=2) is True  # seqs are per app
         assert await state.traffic_totals(APP) == {
-            "messages": 3, "deliveries": 10, "bytes": 100, "logical_deliveries": 20, "logical_bytes": 200}
+            "messages": 3, "deliveries": 10, "bytes": 100, "logical_deliveries": 20, "logical_bytes": 200,
+            **NO_RECOVERY}
         assert await state.usage(APP, HOUR) == [
             {"hour": HOUR, "messages": 3, "deliveries": 10, "bytes": 100, "logical_deliveries": 20,
-             "logical_bytes": 200, "tab_seconds": 1.5, "peak_sockets": 0, "peak_tabs": 0}]
+             "logical_bytes": 200, **NO_RECOVERY, "tab_seconds": 1.5, "peak_sockets": 0, "peak_tabs": 0}]
+
+    async def test_metering_flush_carries_the_recovery_counters(self, state):
+        """The node's flush passes every TRAFFIC_FIELDS counter in order, then tab_seconds."""
+        node = Node(layer=LocalChannelLayer(), state=state)
+        node.hub.traffic[APP] = AppTraffic(messages=2, resumes_recovered=3, resumes_unrecovered=1,
+                                           stored_messages=2, stored_bytes=90)
+        await node._flush_traffic_once()
+        recovery = {"resumes_recovered": 3, "resumes_unrecovered": 1, "stored_messages": 2, "stored_bytes": 90}
+        totals = await state.traffic_totals(APP)
+        assert {k: totals[k] for k in ("messages", *recovery)} == {"messages": 2, **recovery}
+        [bucket] = await state.usage(APP, 0)
+        assert {k: bucket[k] for k in ("messages", *recovery)} == {"messages": 2, **recovery}
+        await state.add_usage(APP, bucket["hour"], 0, 0, 0, stored_messages=1, stored_bytes=10, tab_seconds=0.5)
+        [bucket] = await state.usage(APP, 0)
+        assert (bucket["stored_messages"], bucket["stored_bytes"]) == (3, 100)
 
     @pytest.mark.parametrize("failure", ["between", "within"])
     async def test_a_failed_metering_flush_is_counted_once_after_the_retry(self, state, monkeypatch, failure):
@@ -188,21 +226,22 @@ class StateContract:
         await node._flush_traffic_once()  # the next round retries
         await node._flush_traffic_once()
         assert await state.traffic_totals(APP) == {
-            "messages": 3, "deliveries": 30, "bytes": 300, "logical_deliveries": 40, "logical_bytes": 400}
+            "messages": 3, "deliveries": 30, "bytes": 300, "logical_deliveries": 40, "logical_bytes": 400,
+            **NO_RECOVERY}
         [bucket] = await state.usage(APP, 0)
         assert (bucket["messages"], bucket["deliveries"], bucket["bytes"]) == (3, 30, 300)
 
     async def test_usage_buckets_add_counts_and_keep_peaks(self, state):
-        await state.add_usage(APP, HOUR, 1, 2, 3, 4, 5, 1.5)
-        await state.add_usage(APP, HOUR, 1, 2, 3, 4, 5, 2.25)
+        await state.add_usage(APP, HOUR, 1, 2, 3, 4, 5, tab_seconds=1.5)
+        await state.add_usage(APP, HOUR, 1, 2, 3, 4, 5, tab_seconds=2.25)
         await state.note_peaks(APP, HOUR, 5, 9)
         await state.note_peaks(APP, HOUR, 3, 12)
         await state.note_peaks(APP, HOUR + 1, 1, 1)
         assert await state.usage(APP, HOUR) == [
             {"hour": HOUR, "messages": 2, "deliveries": 4, "bytes": 6, "logical_deliveries": 8,
-             "logical_bytes": 10, "tab_seconds": 3.75, "peak_sockets": 5, "peak_tabs": 12},
+             "logical_bytes": 10, **NO_RECOVERY, "tab_seconds": 3.75, "peak_sockets": 5, "peak_tabs": 12},
             {"hour": HOUR + 1, "messages": 0, "deliveries": 0, "bytes": 0, "logical_deliveries": 0,
-             "logical_bytes": 0, "tab_seconds": 0.0, "peak_sockets": 1, "peak_tabs": 1},
+             "logical_bytes": 0, **NO_RECOVERY, "tab_seconds": 0.0, "peak_sockets": 1, "peak_tabs": 1},
         ]
         assert [b["hour"] for b in await state.usage(APP, HOUR + 1)] == [HOUR + 1]
 
@@ -241,12 +280,19 @@ class TestState(StateContract):
     """Every backend, one process."""
 
 
+@pytest.fixture(params=REDIS_PARAMS)
+def shared_url(request):
+    """The URL of each Redis topology in turn."""
+    return topology_url(request, request.param)
+
+
 @pytest.mark.redis
 class TestSharedRedisState:
     """Several nodes on one Redis behave as one server."""
 
     @pytest.fixture
-    async def nodes(self, redis_url):
+    async def nodes(self, shared_url):
+        redis_url = shared_url
         prefix = f"test-{uuid.uuid4().hex[:8]}"
         made = []
 
@@ -326,14 +372,16 @@ class TestSharedRedisState:
         assert await a.reap_departed() == [(APP, "presence-r", Member("u", {"x": 1}))]
         assert await a.reap_departed() == []
 
-    async def test_a_node_whose_heartbeat_expired_is_ignored(self, nodes, redis_url):
+    async def test_a_node_whose_heartbeat_expired_is_ignored(self, nodes, shared_url):
         a, dead = await nodes(), await nodes()
         await dead.add_subscription(APP, "news", "2.1")
         await dead.add_member(APP, "presence-r", "2.1", Member("u"))
         await dead.connections_changed(APP, 1, 1)
         dead._heartbeat_task.cancel()  # as if killed with -9: no more heartbeats, no cleanup
-        client = aioredis.Redis.from_url(redis_url)
-        await client.zadd(a._nodes_key, {dead.node_id: 0})  # its expiry time has passed
+        client = async_client(shared_url)
+        # Its expiry time has passed, in the nodes list and in the app's (both come from its heartbeat).
+        await client.zadd(a._nodes_key, {dead.node_id: 0})
+        await client.zadd(a._app_nodes_key(APP), {dead.node_id: 0})
         await client.aclose()
         assert await a.channels(APP) == {}
         assert await a.subscription_count(APP, "news") == 0
@@ -344,16 +392,17 @@ class TestSharedRedisState:
         assert sorted(claims, key=len) == [[], [(APP, "presence-r", Member("u"))]]
         assert await a.add_member(APP, "presence-r", "1.1", Member("u")) is True
 
-    async def test_entries_expire_without_heartbeat(self, nodes, redis_url):
+    async def test_entries_expire_without_heartbeat(self, nodes, shared_url):
         dead = await nodes(node_ttl=1)
         await dead.add_subscription(APP, "news", "2.1")
         dead._heartbeat_task.cancel()
-        client = aioredis.Redis.from_url(redis_url)
+        client = async_client(shared_url)
         ttls = [await client.pttl(key) async for key in client.scan_iter(match=f"{dead.prefix}:*:{dead.node_id}*")]
         await client.aclose()
         assert ttls and all(0 < ttl <= 2 * 1000 for ttl in ttls)  # 2 x NODE_TTL: long enough to be reaped
 
-    async def test_heartbeat_rewrites_what_redis_lost(self, nodes, redis_url):
+    async def test_heartbeat_rewrites_what_redis_lost(self, nodes, shared_url):
+        redis_url = shared_url
         a, b = await nodes(), await nodes()
         await b.add_subscription(APP, "news", "2.1")
         await b.add_member(APP, "presence-r", "2.1", Member("u", {"x": 1}))
@@ -366,11 +415,11 @@ class TestSharedRedisState:
         assert await a.members(APP, "presence-r") == {"u": Member("u", {"x": 1})}
         assert await a.connection_counts(APP) == (1, 2)
 
-    async def test_heartbeat_rewrites_a_key_that_redis_evicted(self, nodes, redis_url):
+    async def test_heartbeat_rewrites_a_key_that_redis_evicted(self, nodes, shared_url):
         a, b = await nodes(), await nodes()
         await b.add_subscription(APP, "news", "2.1")
-        client = aioredis.Redis.from_url(redis_url)
-        await client.delete(f"{b.prefix}:{APP}:subs:{b.node_id}")  # the node itself is still known
+        client = async_client(shared_url)
+        await client.delete(b._key(APP, "subs", b.node_id))  # the node itself is still known
         await client.aclose()
         assert await a.channels(APP) == {}
         await b._heartbeat()
@@ -406,3 +455,23 @@ class TestSharedRedisState:
             await b.stop()
         finally:
             server.stop()
+
+
+def test_every_key_a_script_touches_is_passed_in_keys():
+    """On a Redis Cluster a script may touch only the keys it declares (all of one slot): no
+    script builds a key name. Each redis.call's key is KEYS[...] or a local bound to one."""
+    import re
+
+    from service.realtime.state import redis_scripts
+
+    bound_to_keys = re.compile(r"KEYS\[[^\]]+\]|key|bucket|hours_key")  # `key` iterates live_keys(), all KEYS
+    checked = 0
+    for name, source in vars(redis_scripts).items():
+        if not isinstance(source, str) or "redis.call" not in source:
+            continue
+        for command, first in re.findall(r"redis\.call\('(\w+)'(?:,\s*([^,)]+))?", source):
+            if command == "TIME":
+                continue
+            assert bound_to_keys.fullmatch(first.strip()), (name, command, first)
+            checked += 1
+    assert checked > 50

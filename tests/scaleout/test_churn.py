@@ -242,7 +242,8 @@ class RedisKeys:
     out: traffic totals and usage buckets are meant to grow, and the per-second connection
     history is a ring of CONNECTION_HISTORY_SECONDS slots (checked to stay within it)."""
 
-    METERING = (":traffic", ":usage", ":metered:", ":usage_source", ":connhist")
+    METERING = (":traffic", ":usage", ":metered:", ":usage_source", ":connhist",
+                ":stream", ":history")  # channel history (docs/recovery.md) expires on its own
 
     def __init__(self, url: str, prefix: str):
         self.client = redis_client.Redis.from_url(url, decode_responses=True)
@@ -253,7 +254,7 @@ class RedisKeys:
         for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
             if key.endswith(":connhist"):
                 assert self.client.hlen(key) <= CONNECTION_HISTORY_SECONDS, key
-            if any(part in key for part in self.METERING) or key == f"{self.prefix}:nodes":
+            if any(part in key for part in self.METERING) or key.endswith(":nodes"):  # who is live
                 continue
             kind = self.client.type(key)
             state[key] = self.client.hgetall(key) if kind == "hash" else kind
@@ -370,7 +371,7 @@ def test_churn_resets_and_half_open_sockets_leave_nothing_behind(redis_server):
             """The API lists no channel and Redis counts no socket of the app on any node."""
             if _signed_get(server, app, f"/apps/{app['app_id']}/channels")["channels"]:
                 return False
-            return not any(f":{app['app_id']}:conns:" in key and isinstance(value, dict)
+            return not any(f":{{{app['app_id']}}}:conns:" in key and isinstance(value, dict)
                            and int(value.get("sockets", 0)) for key, value in keys.snapshot().items())
 
         _warm_up(server, app)

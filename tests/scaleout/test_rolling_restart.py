@@ -360,7 +360,7 @@ async def test_sigterm_drains_sockets_over_the_window_and_answers_http_in_flight
         # The last metering flush, after the publish in flight, counted both publishes of the drain.
         counters = redis_client.Redis.from_url(redis_server.url)
         try:
-            traffic = f"{server.env['TABCAST_REDIS_PREFIX']}:{app['app_id']}:traffic"
+            traffic = f"{server.env['TABCAST_REDIS_PREFIX']}:{{{app['app_id']}}}:traffic"
             assert int(counters.hget(traffic, "messages") or 0) == 2, counters.hgetall(traffic)
         finally:
             counters.close()

@@ -21,7 +21,7 @@ async def test_two_workers_serve_one_port_and_close_sockets_with_4200_on_sigterm
         await asyncio.to_thread(server.start)
         # One node per worker, each registered in Redis (the second may still be starting).
         nodes = redis_client.Redis.from_url(redis.url)
-        await asyncio.to_thread(wait_until, lambda: nodes.zcard(server.env["TABCAST_REDIS_PREFIX"] + ":nodes") == 2, 30, what="both workers")
+        await asyncio.to_thread(wait_until, lambda: nodes.zcard(server.env["TABCAST_REDIS_PREFIX"] + ":{cluster}:nodes") == 2, 30, what="both workers")
         nodes.close()
 
         app = await asyncio.to_thread(server.create_app, "workers")
@@ -47,8 +47,8 @@ def _sockets_per_node(redis_url: str, prefix: str, app_id: int) -> dict[str, int
     """Open sockets of the app on each node, as the nodes record them in Redis."""
     client = redis_client.Redis.from_url(redis_url, decode_responses=True)
     try:
-        return {node: int(client.hget(f"{prefix}:{app_id}:conns:{node}", "sockets") or 0)
-                for node in client.zrange(f"{prefix}:nodes", 0, -1)}
+        return {node: int(client.hget(f"{prefix}:{{{app_id}}}:conns:{node}", "sockets") or 0)
+                for node in client.zrange(f"{prefix}:{{cluster}}:nodes", 0, -1)}
     finally:
         client.close()
 
@@ -60,7 +60,7 @@ async def test_connections_are_spread_over_the_workers_and_a_dead_workers_share_
     try:
         await asyncio.to_thread(server.start)
         nodes = redis_client.Redis.from_url(redis.url)
-        await asyncio.to_thread(wait_until, lambda: nodes.zcard(prefix + ":nodes") == 2, 30, what="both workers")
+        await asyncio.to_thread(wait_until, lambda: nodes.zcard(prefix + ":{cluster}:nodes") == 2, 30, what="both workers")
         nodes.close()
         app = await asyncio.to_thread(server.create_app, "spread")
 

@@ -122,6 +122,12 @@
     setText("history-totals", `${plural(s.messages, "message")}, ${plural(s.deliveries, "frame")} ` +
       `(${bytes(s.bytes)}) delivered; peaks of ${plural(s.peak_sockets, "connection")} and ${plural(s.peak_tabs, "tab")}.`);
     setText("savings-range", `Over the last ${history.range === "24h" ? "24 hours" : "30 days"}, from this app's real counters.`);
+    setText("recovery-range", `Over the last ${history.range === "24h" ? "24 hours" : "30 days"}: ` +
+      "reconnecting clients resumed from channel history (docs/recovery.md).");
+    setText("kpi-resumes-recovered", s.resumes_recovered.toLocaleString());
+    setText("kpi-resumes-unrecovered", s.resumes_unrecovered.toLocaleString());
+    setText("kpi-stored-messages", s.stored_messages.toLocaleString());
+    setText("kpi-stored-bytes", bytes(s.stored_bytes));
     for (const saving of history.savings) {
       const item = document.querySelector(`.saving[data-key="${saving.key}"]`);
       item.querySelector(".saving__value").textContent = saving.display;

@@ -172,6 +172,58 @@
       .catch(() => { result.textContent = "Could not publish; try again."; });
   });
 
+  // Channel history: the messages kept for one channel, with their positions (docs/recovery.md).
+  const historyForm = document.getElementById("history-form");
+  const historyResult = document.getElementById("history-result");
+  const historyTable = document.getElementById("history-table");
+  const historyRows = document.getElementById("history-rows");
+
+  function showHistory(history) {
+    historyRows.replaceChildren();
+    for (const message of history.messages) {
+      const tr = document.createElement("tr");
+      tr.className = "history-row";
+      tr.append(cell(message.position, "mono"), cell(message.event, "mono"), cell(message.data, "mono"));
+      historyRows.appendChild(tr);
+    }
+    historyTable.hidden = !history.messages.length;
+    const n = history.messages.length;
+    if (!history.history) {
+      historyResult.textContent = "This app keeps no history.";
+    } else if (n) {
+      historyResult.textContent = `${n} message${n === 1 ? "" : "s"} on ${history.channel}, oldest first; position now ${history.position}.`;
+    } else {
+      historyResult.textContent = `No messages kept for ${history.channel}; position now ${history.position}.`;
+    }
+  }
+
+  historyForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    historyResult.textContent = "Loading…";
+    historyForm.querySelectorAll(".field__error.js").forEach((el) => el.remove());
+    const query = new URLSearchParams(new FormData(historyForm));
+    fetch(`${historyForm.action.split("#")[0]}?${query}`, {
+      credentials: "same-origin", headers: { Accept: "application/json" },
+    })
+      .then((response) => response.json().then((body) => ({ ok: response.ok, body })))
+      .then(({ ok, body }) => {
+        if (ok) {
+          showHistory(body);
+          return;
+        }
+        historyResult.textContent = body.error || "Please fix the channel name.";
+        for (const [name, errors] of Object.entries(body.errors || {})) {
+          const input = historyForm.elements[name];
+          if (!input) continue;
+          const p = document.createElement("p");
+          p.className = "field__error js";
+          p.textContent = errors.map((error) => error.message).join(" ");
+          input.closest(".field").appendChild(p);
+        }
+      })
+      .catch(() => { historyResult.textContent = "Could not load the history; try again."; });
+  });
+
   restore();
   window.TabcastDashboard.subscribe(page.channel, "events", onEvents);
 })();

@@ -1,9 +1,15 @@
-// Links from a tab to a hub. Each is {name, post(msg), close(), suspend?(), resume?()} and
-// delivers the hub's messages to `onMessage`. Which one a tab uses is decided in transports.js.
+// Links from a tab to a hub. Each is {name, post(msg), close(), suspend?(), resume?(),
+// watchHub?(lock)} and delivers the hub's messages to `onMessage`. Which one a tab uses is
+// decided in transports.js.
 
 import { Hub } from '../hub/hub.js';
 import { LeaderElection } from '../hosts/leader.js';
+import { whenReleased } from '../shared/locks.js';
 import { SDK_VERSION, busName } from '../shared/protocol.js';
+
+// A SharedWorker can die with its tabs' ports left open and silent: the worker holds a lock
+// for its lifetime (hosts/worker.js), and its welcome names it for the tab to wait for.
+const workerGone = () => new Error('the SharedWorker stopped');
 
 function portLink(name, port, onMessage, cleanup = () => {}) {
   port.onmessage = (e) => onMessage(e.data);
@@ -25,7 +31,13 @@ export async function openWorkerLink({ workerUrl, key, tabLock, onMessage, onFai
   url.searchParams.set('v', SDK_VERSION); // a new SDK version gets a new worker
   const worker = new SharedWorker(url.href, { name: `tabcast:${key}` });
   worker.onerror = () => onFailure(new Error('SharedWorker failed to start'));
-  return portLink('shared-worker', worker.port, onMessage);
+  let stopWatching = () => {};
+  const link = portLink('shared-worker', worker.port, onMessage, () => stopWatching());
+  link.watchHub = (lock) => {
+    stopWatching();
+    stopWatching = whenReleased(lock, () => onFailure(workerGone()));
+  };
+  return link;
 }
 
 /** A SharedWorker on the Tabcast origin, reached through a hidden iframe (for pages on
@@ -52,6 +64,8 @@ export function openFrameLink({ origin, key, tab, signal, onMessage, onFailure }
       if (data.tab !== tab) return;
       if (data.type === 'tabcast:port' && event.ports[0] && !link) {
         link = portLink('shared-worker', event.ports[0], onMessage, remove);
+        // The worker's lock is in the frame's storage partition: the frame waits for it.
+        link.watchHub = (lock) => iframe.contentWindow?.postMessage({ type: 'tabcast:watch', tab, lock }, origin);
         resolve(link);
       } else if (data.type === 'tabcast:error') {
         const error = new Error(data.error || 'Tabcast frame failed');

@@ -4,6 +4,7 @@
 // it wants and re-sends that list (hello) whenever the hub asks or comes back.
 
 import { holdLock } from '../shared/locks.js';
+import { RESUMED_EVENT, alreadySeen } from '../shared/positions.js';
 import {
   HEARTBEAT_MS, MISSED_PINGS_LIMIT, PROTOCOL_VERSION, USER_CHANNEL, randomId, tabLockName,
 } from '../shared/protocol.js';
@@ -45,6 +46,9 @@ export class Tabcast {
     this.tab = randomId();
     this.connection = new ConnectionView();
     this.channels = new Map();
+    // channel -> the last stream position this tab had. A new hub (leader failover, restarted
+    // worker) learns from the tabs where to resume from; see hub/channels.js.
+    this.positions = new Map();
     this.global = new Dispatcher();
     this.user = new Dispatcher();
     this.user.user_data = null;
@@ -77,6 +81,7 @@ export class Tabcast {
     const channel = this.channels.get(name);
     if (!channel) return;
     this.channels.delete(name);
+    this.positions.delete(name);
     channel.subscribed = false;
     channel.subscriptionCancelled = true;
     this._post({ t: 'unsubscribe', channel: name });
@@ -237,7 +242,7 @@ export class Tabcast {
     if (this.signinRequested) channels.push(USER_CHANNEL);
     this.link?.post({
       t: 'hello', tab: this.tab, v: PROTOCOL_VERSION, url: this.options.wsUrl, backoff: this.options.backoff, channels,
-      debug: this.options.debug,
+      positions: Object.fromEntries(this.positions), debug: this.options.debug,
     });
   }
 
@@ -255,6 +260,10 @@ export class Tabcast {
       case 'welcome':
         link.greeting?.accept();
         link.greeting = null;
+        if (typeof msg.lock === 'string' && msg.lock !== link.hubLock) { // a worker: see hosts/worker.js
+          link.hubLock = msg.lock;
+          link.watchHub?.(msg.lock);
+        }
         this.transport = link.name; // before the state change, so its listeners can see it
         this.lastPing = Date.now();
         this._setState(msg);
@@ -294,16 +303,26 @@ export class Tabcast {
     }
   }
 
-  _subscribed({ channel: name, data, me, shared_secret: sharedSecret }) {
+  _subscribed({ channel: name, data, me, shared_secret: sharedSecret, position }) {
     if (name === USER_CHANNEL) {
       this.user.user_data = parseData(data?.user_data);
       this.user.emit('pusher:signin_success', this.user.user_data);
       return;
     }
-    this.channels.get(name)?._subscribed(data, me, sharedSecret);
+    const channel = this.channels.get(name);
+    if (!channel) return;
+    // After a reconnect the hub may start from before this tab's own position (see _event).
+    if (position && !alreadySeen(this.positions.get(name), position)) this.positions.set(name, position);
+    channel._subscribed(data, me, sharedSecret);
   }
 
-  _event({ channel: name, event, data: raw, user_id: userId }) {
+  _event({ channel: name, event, data: raw, user_id: userId, position }) {
+    if (position && this.channels.has(name)) {
+      // A hub that took over may resume from before this tab's last message: once is enough.
+      // (`tabcast:resumed` carries where the stream now is, which may be a new start.)
+      if (event !== RESUMED_EVENT && alreadySeen(this.positions.get(name), position)) return;
+      this.positions.set(name, position);
+    }
     const data = parseData(raw);
     const metadata = userId === undefined ? {} : { user_id: userId };
     if (name.startsWith('#server-to-user-')) {

@@ -4,9 +4,10 @@
 // worker's port to the parent page, which then talks to the worker directly.
 
 import { SDK_VERSION, tabLockName } from '../shared/protocol.js';
-import { holdLock } from '../shared/locks.js';
+import { holdLock, whenReleased } from '../shared/locks.js';
 
 const TAB_ID = /^[0-9a-f]{8,64}$/;
+const HUB_LOCK = /^tabcast-hub:[0-9a-f]{8,64}$/;
 const KEY = /^[A-Za-z0-9_-]{1,100}$/;
 const connected = new Set();
 
@@ -14,10 +15,16 @@ addEventListener('message', async (event) => {
   // Only our direct parent may connect; its origin (set by the browser, not the message)
   // is where the port goes and what keeps one site's tabs off another site's worker.
   if (event.source !== parent || event.origin === 'null') return;
-  const { type, tab, key } = event.data || {};
+  const { type, tab, key, lock } = event.data || {};
+  const reply = (msg, transfer) => parent.postMessage(msg, event.origin, transfer);
+  if (type === 'tabcast:watch' && connected.has(tab) && HUB_LOCK.test(lock)) {
+    // The worker's lifetime lock (named in its welcome) is in this frame's storage partition,
+    // out of the page's sight: tell the page when the worker is gone, so it starts a new one.
+    whenReleased(lock, () => reply({ type: 'tabcast:error', tab, error: 'the SharedWorker stopped' }));
+    return;
+  }
   if (type !== 'tabcast:connect' || !TAB_ID.test(tab) || !KEY.test(key) || connected.has(tab)) return;
   connected.add(tab);
-  const reply = (msg, transfer) => parent.postMessage(msg, event.origin, transfer);
   // The server refused this page's origin (the frame says so instead of creating a worker).
   const refused = document.documentElement.dataset.refused;
   if (refused) {

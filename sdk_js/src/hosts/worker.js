@@ -3,9 +3,16 @@
 //   importScripts('https://realtime.example.com/sdk/v1/worker.js' + self.location.search);
 
 import { Hub } from '../hub/hub.js';
-import { lockWatcher } from '../shared/locks.js';
+import { holdLock, lockWatcher } from '../shared/locks.js';
+import { hubLockName, randomId } from '../shared/protocol.js';
 
-const hub = new Hub({ watchTab: lockWatcher(self.navigator.locks) });
+// A worker that dies (crash, browser killing it) leaves its tabs' ports silently dead. It holds
+// this lock for its lifetime, and its tabs (told its name in the welcome) queue for it: the
+// browser grants it to them only when the worker is gone. They then start a new worker, which
+// resumes their channels from the positions they hand it.
+const lock = hubLockName(randomId());
+holdLock(lock, self.navigator.locks);
+const hub = new Hub({ watchTab: lockWatcher(self.navigator.locks), lock });
 
 self.onconnect = (event) => {
   const port = event.ports[0];

@@ -13,9 +13,12 @@ export class Hub {
    * @param {object} [o]
    * @param {(tab: string, onGone: Function) => void} [o.watchTab]  calls onGone when the tab dies
    * @param {object} [o.socketOptions]  passed to PusherSocket (WebSocket, timers, backoff...)
+   * @param {string} [o.lock]  a Web Lock the host holds for the hub's lifetime (a worker's):
+   *   named in the welcome, so that tabs learn at once when the hub is gone
    */
-  constructor({ watchTab = () => {}, socketOptions = {}, timers = globalThis } = {}) {
+  constructor({ watchTab = () => {}, socketOptions = {}, timers = globalThis, lock = null } = {}) {
     this.epoch = randomId(); // a new hub (e.g. a restarted worker) has a new epoch
+    this.lock = lock;
     this.watchTab = watchTab;
     this.socketOptions = socketOptions;
     this.timers = timers;
@@ -103,9 +106,16 @@ export class Hub {
     // A new tab is a new page load: like pusher-js, it tries again after a refusal (4000-4099).
     if (!known && this.socket?.state === 'failed') this.socket.connect();
     this._tabsChanged(); // creates or wakes the socket, so the welcome carries a live state
-    post({ t: 'welcome', v: PROTOCOL_VERSION, epoch: this.epoch, ...this._stateMessage() });
+    const welcome = { t: 'welcome', v: PROTOCOL_VERSION, epoch: this.epoch, ...this._stateMessage() };
+    if (this.lock) welcome.lock = this.lock;
+    post(welcome);
     this.tabs.get(msg.tab).welcomed = true;
-    for (const channel of msg.channels) this.table.add(msg.tab, channel);
+    // A tab's positions matter only to a hub that does not have the channel live (see channels.js).
+    const positions = msg.positions && typeof msg.positions === 'object' ? msg.positions : {};
+    for (const channel of msg.channels) {
+      const position = Object.hasOwn(positions, channel) && typeof positions[channel] === 'string' ? positions[channel] : null;
+      this.table.add(msg.tab, channel, position);
+    }
     this._log(`tab ${msg.tab} ${known ? 'resynced' : 'joined'} with ${msg.channels.length} channel(s); `
       + `${this._activeTabs()} live tab(s), socket ${this._stateMessage().current}`);
   }

@@ -18,11 +18,19 @@ export function holdLock(name, locks = globalThis.navigator?.locks) {
   });
 }
 
+/** Call `onGone` once whoever holds `name` is gone; returns a function to stop waiting. */
+export function whenReleased(name, onGone, locks = globalThis.navigator?.locks) {
+  if (!locks) return () => {};
+  const abort = new AbortController();
+  locks.request(name, { signal: abort.signal }, () => onGone()).catch(() => {}); // catch: aborted
+  return () => abort.abort();
+}
+
 /** A `watchTab(tab, onGone)` for the hub, or a no-op where Web Locks are missing (the
  * heartbeat then finds dead tabs, more slowly). */
 export function lockWatcher(locks = globalThis.navigator?.locks) {
   if (!locks) return () => {};
   return (tab, onGone) => {
-    locks.request(tabLockName(tab), () => onGone()).catch(() => {});
+    whenReleased(tabLockName(tab), onGone, locks);
   };
 }

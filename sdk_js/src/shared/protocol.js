@@ -21,6 +21,8 @@ export const MISSED_PINGS_LIMIT = 3;
 
 // Lock names (Web Locks): one held by each tab for its lifetime, one by the leader.
 export const tabLockName = (tabId) => `tabcast-tab:${tabId}`;
+// Held by a SharedWorker for its lifetime (see hosts/worker.js).
+export const hubLockName = (id) => `tabcast-hub:${id}`;
 export const leaderLockName = (key) => `tabcast-leader:${key}:${PROTOCOL_VERSION}`;
 export const busName = (key) => `tabcast:${key}:${PROTOCOL_VERSION}`;
 

@@ -14,7 +14,11 @@ from typing import Any, Protocol
 
 # The traffic counters, named once: hub.AppTraffic counts them per app in a process, node flushes
 # them in this order to add_metering, the backends keep them, billing rolls them up (UsageCounters).
-TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes")
+# add_traffic / add_usage / add_metering take them positionally in this order (then tab_seconds).
+# The last four are recovery's (docs/recovery.md): subscriptions resumed with nothing missed or
+# told they were not (tabcast:resumed), and the messages and bytes written to channel history.
+TRAFFIC_FIELDS = ("messages", "deliveries", "bytes", "logical_deliveries", "logical_bytes",
+                  "resumes_recovered", "resumes_unrecovered", "stored_messages", "stored_bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,27 +136,32 @@ class ClusterState(Protocol):
 
     # --- traffic ---
     async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int,
-                          logical_deliveries: int = 0, logical_bytes: int = 0) -> None:
+                          logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                          resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0) -> None:
         """Add to an app's running totals of published messages, delivered frames and bytes.
 
         ``logical_*``: the frames and bytes one socket per tab would have needed (metering).
+        ``resumes_*``, ``stored_*``: recovery's counters (TRAFFIC_FIELDS).
         """
 
     async def traffic_totals(self, app_id: int) -> dict[str, int]:
-        """Running totals since the state was created: {"messages", "deliveries", "bytes",
-        "logical_deliveries", "logical_bytes"}."""
+        """Running totals since the state was created: every TRAFFIC_FIELDS counter ("messages",
+        "deliveries", "bytes", "logical_deliveries", "logical_bytes", "resumes_recovered", ...)."""
 
     # --- metering buckets (hourly; the dashboard and billing persist them) ---
     async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
-                        logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0) -> None:
+                        logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                        resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0,
+                        tab_seconds: float = 0.0) -> None:
         """Add counts to the usage bucket of ``hour`` (unix time // 3600). Atomic across processes.
 
         ``tab_seconds``: logical tabs connected to this process times the seconds they were.
         """
 
     async def add_metering(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
-                           logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0,
-                           seq: int = 0) -> bool:
+                           logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                           resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0,
+                           tab_seconds: float = 0.0, seq: int = 0) -> bool:
         """``add_traffic`` and ``add_usage`` of one metering flush, all or nothing (the node's flush uses this).
 
         ``seq`` (> 0) numbers this process's flushes, increasing: a flush whose seq was already
@@ -173,6 +182,6 @@ class ClusterState(Protocol):
         """(second, sockets, tabs) recorded from ``since`` on, oldest first (at most the ring's length)."""
 
     async def usage(self, app_id: int, since_hour: int) -> list[dict[str, int]]:
-        """Buckets from ``since_hour`` on, oldest first: {"hour", "messages", "deliveries", "bytes",
-        "logical_deliveries", "logical_bytes", "tab_seconds", "peak_sockets", "peak_tabs"}.
+        """Buckets from ``since_hour`` on, oldest first: {"hour", every TRAFFIC_FIELDS counter,
+        "tab_seconds", "peak_sockets", "peak_tabs"}.
         Buckets are kept at least 48 hours."""

@@ -121,13 +121,13 @@ class MemoryState:
         return CachedEvent(event.frame, event.event, event.data, int(left) or 1)
 
     async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int,
-                          logical_deliveries: int = 0, logical_bytes: int = 0) -> None:
+                          logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                          resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0) -> None:
         totals = self._traffic[app_id]
-        totals["messages"] += messages
-        totals["deliveries"] += deliveries
-        totals["bytes"] += bytes_sent
-        totals["logical_deliveries"] += logical_deliveries
-        totals["logical_bytes"] += logical_bytes
+        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes,
+                                                 resumes_recovered, resumes_unrecovered, stored_messages,
+                                                 stored_bytes), strict=True):
+            totals[field] += value
 
     async def traffic_totals(self, app_id: int) -> dict[str, int]:
         return dict(self._traffic.get(app_id) or dict.fromkeys(TRAFFIC_FIELDS, 0))
@@ -143,26 +143,29 @@ class MemoryState:
         return bucket
 
     async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
-                        logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0) -> None:
+                        logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                        resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0,
+                        tab_seconds: float = 0.0) -> None:
         bucket = self._bucket(app_id, hour)
-        bucket["messages"] += messages
-        bucket["deliveries"] += deliveries
-        bucket["bytes"] += bytes_sent
-        bucket["logical_deliveries"] += logical_deliveries
-        bucket["logical_bytes"] += logical_bytes
+        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes,
+                                                 resumes_recovered, resumes_unrecovered, stored_messages,
+                                                 stored_bytes), strict=True):
+            bucket[field] += value
         bucket["tab_seconds"] += tab_seconds
 
     async def add_metering(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
-                           logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0,
-                           seq: int = 0) -> bool:
+                           logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                           resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0,
+                           tab_seconds: float = 0.0, seq: int = 0) -> bool:
         if seq and self._metered.get(app_id, 0) >= seq:
             return False
         if seq:
             self._metered[app_id] = seq
         # One step with no await in it: both writes happen or neither does.
         totals, bucket = self._traffic[app_id], self._bucket(app_id, hour)
-        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes),
-                                strict=True):
+        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes,
+                                                 resumes_recovered, resumes_unrecovered, stored_messages,
+                                                 stored_bytes), strict=True):
             totals[field] += value
             bucket[field] += value
         bucket["tab_seconds"] += tab_seconds

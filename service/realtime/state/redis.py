@@ -1,15 +1,17 @@
-"""Cluster state shared by any number of processes through one Redis.
+"""Cluster state shared by any number of processes through Redis: one server, a Redis Cluster,
+or a Sentinel-watched master (``redis_connect.py``).
 
 Each process (node) writes only its *own* entries, into keys named after it, and keeps the
 same entries locally (``_owned``, the node's truth). Readers add up the entries of live nodes:
-a node is live while its score in ``<prefix>:nodes`` (expiry time, Redis clock) is ahead.
-A heartbeat every ``NODE_TTL / 3`` seconds renews that score and this node's keys, and
+a node is live while its score (expiry time, Redis clock) is ahead in ``<prefix>:{cluster}:nodes``,
+and, for one app's entries, in that app's own ``<prefix>:{a}:nodes`` (below).
+A heartbeat every ``NODE_TTL / 3`` seconds renews those scores and this node's keys, and
 rewrites them all from ``_owned`` when Redis lost any of them or a write failed, so:
 
 * a node killed with -9 drops out of every count and member list within ``NODE_TTL`` (readers
   skip it at once); then a live node claims it in ``reap_departed`` and announces member_removed
   for its users, and its keys expire (they live ``2 * NODE_TTL``, so the reaper still finds them);
-* after a Redis restart or outage, counts and presence heal by the next heartbeat;
+* after a Redis restart, outage or failover, counts and presence heal by the next heartbeat;
 * while Redis is away, writes of this node's entries do not fail the socket path: they update
   ``_owned`` and the heartbeat publishes them later. Reads (the HTTP API) do fail, at once
   (``StateUnavailable``) once an outage is known. While Redis is away the heartbeat retries
@@ -17,42 +19,65 @@ rewrites them all from ``_owned`` when Redis lost any of them or a write failed,
   logged once (``outage.redis_outage``), not per failed call.
 * a busy connection pool is not an outage: a caller waits for a pooled connection for as long
   as Redis answers (redis-py raises after the pool's wait timeout; counting that as "Redis is
-  away" answered "first socket of this user" and sent member_added twice under load).
+  away" answered "first socket of this user" and sent member_added twice under load). On a
+  cluster, where redis-py raises at once when a node's pool is full, a gate of the same size
+  makes callers wait instead (``redis_connect.cluster_client``).
 * the metering flush (``add_metering``) writes the running totals and the hourly bucket in one
   script, all or nothing, and skips a retry of a flush that Redis already applied.
 
 Every key holding tenant data contains the app id. Hot paths are one round trip (a Lua
-script, in ``redis_scripts.py``, or a pipeline). Scripts derive per-node key names from the node list, so this needs
-a single Redis (or a Redis Cluster with hash tags, which this does not attempt).
+script, in ``redis_scripts.py``, or a pipeline).
+
+Redis Cluster. Every key carries a hash tag: ``{a}`` (the app id) for an app's keys, ``{cluster}``
+for the two global ones, and every script is given all the keys it touches, of one tag: each
+runs on one slot, so the same code runs on one Redis and on a cluster. The prefix stays outside
+the tag, so ``SCAN MATCH <prefix>:*`` still finds a deployment's keys. One app's state lives on
+one shard (apps spread over shards; fan-out, the heavy part, spreads by channel: cluster_layer.py).
+
+The node list. Sums and member lists add up *live* nodes' entries, and which nodes are live is
+known only in Redis. Reading the global nodes ZSET first and then the app's keys would be two
+round trips on every presence change, and not atomic (two nodes adding one user at once could
+both be told "first"). Instead each app has its own nodes ZSET, in the app's slot: a node
+registers itself there (expiry = its heartbeat's) in the same script that writes its first entry
+of the app, and its heartbeat renews it with the keys. A script is given the nodes this process
+believes hold entries of the app (``_peers``, cached per app), with their keys; if a live node is
+missing, the script fails before writing anything and returns the live list, and the call is made
+again with it (``_live_call``): one round trip as long as no process joins the app, two when one
+does. The global ZSET still decides who is dead for ``reap_departed`` and tells a node that Redis
+lost it (the heartbeat then rewrites its entries).
 
 Key layout (``p`` = prefix, ``a`` = app id, ``n`` = node id):
-  p:nodes                 ZSET  node -> expiry (ms)
-  p:usage_source          STRING id of this Redis's usage history (new after a data loss)
-  p:a:subs:n              HASH  channel -> this node's sockets subscribed
-  p:a:conns:n             HASH  sockets, tabs of this node
-  p:a:members:n:channel   HASH  user key -> [user_id, user_info] (this node's users)
-  p:a:cache:channel       STRING the cached event (PX = its ttl)
-  p:a:traffic             HASH  running totals
-  p:a:usage:hour          HASH  one hourly bucket;  p:a:usage  ZSET of bucket hours
-  p:a:metered:n           STRING seq of this node's last metering flush applied (expires after an hour)
-  p:a:members:n:#online  HASH  the signed-in users of this node (watchlist events; ONLINE_CHANNEL)
-  p:a:held:<key>          STRING a held-back leave webhook (expires on its own)
+  p:{cluster}:nodes         ZSET  node -> expiry (ms): every live node
+  p:{cluster}:usage_source  STRING id of this Redis's usage history (new after a data loss)
+  p:{a}:nodes               ZSET  node -> expiry (ms): the nodes with entries of this app
+  p:{a}:subs:n              HASH  channel -> this node's sockets subscribed
+  p:{a}:conns:n             HASH  sockets, tabs of this node
+  p:{a}:members:n:channel   HASH  user key -> [user_id, user_info] (this node's users)
+  p:{a}:cache:channel       STRING the cached event (PX = its ttl)
+  p:{a}:traffic             HASH  running totals
+  p:{a}:usage:hour          HASH  one hourly bucket;  p:{a}:usage  ZSET of bucket hours
+  p:{a}:metered:n           STRING seq of this node's last metering flush applied (expires after an hour)
+  p:{a}:members:n:#online   HASH  the signed-in users of this node (watchlist events; ONLINE_CHANNEL)
+  p:{a}:held:<key>          STRING a held-back leave webhook (expires on its own)
+  p:{a}:connhist            HASH  the per-second connection counts (a ring)
 """
 
 import asyncio
 import contextlib
 import logging
 import uuid
+from collections import defaultdict
 from typing import Any
 
 import orjson
 from django.conf import settings
 from redis import asyncio as aioredis
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError
+from redis.exceptions import MaxConnectionsError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .. import metrics
+from .. import metrics, redis_connect
 from ..outage import redis_outage
 from . import redis_scripts as scripts
 from .base import CONNECTION_HISTORY_SECONDS, ONLINE_CHANNEL, TRAFFIC_FIELDS, CachedEvent, ClusterState, Member
@@ -64,7 +89,9 @@ POOL_SIZE = 64  # default of TABCAST["REDIS_POOL_SIZE"]: callers beyond this wai
 POOL_WAIT = 1.0  # seconds between checks, while waiting for a pooled connection, that Redis still answers
 RECONNECT_INTERVAL = 0.25  # seconds between heartbeats while Redis is unreachable
 RECONNECT_TIMEOUT = 1.0  # a heartbeat while Redis is unreachable gives up after this long (Redis frozen)
+LIVE_ATTEMPTS = 5  # a script told of undeclared live nodes is run again with them, at most this often
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_STALE_NODES = "TCNODES"  # the error a LIVE script answers when a live node was not declared
 
 
 class StateUnavailable(ConnectionError):
@@ -96,6 +123,19 @@ class _WaitingPool(aioredis.BlockingConnectionPool):
                     self._condition.notify()
 
 
+class _WaitingSentinelPool(SentinelConnectionPool, _WaitingPool):
+    """The waiting pool whose connections go to the master the Sentinels name (asked again on
+    every new connection, so after a failover the next connection reaches the new master)."""
+
+
+def _stale_nodes(exc: ResponseError) -> tuple[str, ...] | None:
+    """The live node list of a LIVE script's TCNODES answer, or None for any other error."""
+    text = str(exc)
+    if not text.startswith(_STALE_NODES):
+        return None
+    return tuple(node for node in text[len(_STALE_NODES):].strip().split(",") if node)
+
+
 class RedisState:
     def __init__(self, url: str | None = None, prefix: str | None = None, node_ttl: float | None = None,
                  pool_size: int | None = None) -> None:
@@ -109,26 +149,40 @@ class RedisState:
         # its members (readers ignore a dead node's keys either way).
         self.keys_ttl_ms = 2 * self.ttl_ms
         pool_size = pool_size or settings.TABCAST.get("REDIS_POOL_SIZE") or POOL_SIZE
-        pool = _WaitingPool.from_url(
-            url or settings.REDIS_URL, max_connections=pool_size, timeout=POOL_WAIT,
-            socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
-        pool.reachable = lambda: self._reachable
-        self.redis = aioredis.Redis(connection_pool=pool)
-        self._nodes_key = f"{prefix}:nodes"
-        self._scripts = {name: self.redis.register_script(source) for name, source in (  # redis_scripts.py
-            ("set_and_sum", scripts.SET_AND_SUM), ("channels", scripts.CHANNELS),
-            ("add_member", scripts.ADD_MEMBER), ("remove_member", scripts.REMOVE_MEMBER),
-            ("members", scripts.MEMBERS), ("bucket", scripts.BUCKET), ("usage", scripts.USAGE),
-            ("heartbeat", scripts.HEARTBEAT), ("claim_dead", scripts.CLAIM_DEAD), ("meter", scripts.METER),
-            ("reap_members", scripts.REAP_MEMBERS))}
+        self.target = redis_connect.parse_url(url or settings.REDIS_URL)
+        self.cluster = self.target.kind == redis_connect.CLUSTER
+        if self.cluster:
+            # Each node's pool holds a few more than the gate lets through: redis-py's topology
+            # refreshes take connections of their own.
+            self.redis = redis_connect.cluster_client(self.target, gate=pool_size, max_connections=pool_size + 8,
+                                                      socket_timeout=5, socket_connect_timeout=2)
+        else:
+            options = {"max_connections": pool_size, "timeout": POOL_WAIT, "socket_timeout": 5,
+                       "socket_connect_timeout": 2, "health_check_interval": 30}
+            if self.target.kind == redis_connect.SENTINEL:
+                pool = _WaitingSentinelPool(self.target.master, redis_connect.sentinel_manager(self.target),
+                                            db=self.target.db, ssl=self.target.ssl, **self.target.auth(), **options)
+            else:
+                pool = _WaitingPool.from_url(self.target.url, **options)
+            pool.reachable = lambda: self._reachable
+            self.redis = aioredis.Redis(connection_pool=pool)
+        self._nodes_key = f"{prefix}:{{cluster}}:nodes"
+        self._source_key = f"{prefix}:{{cluster}}:usage_source"
+        self._scripts = {name: self.redis.register_script(getattr(scripts, name.upper())) for name in (  # redis_scripts.py
+            "set_and_sum", "channels", "add_member", "remove_member", "members", "users_present", "bucket",
+            "heartbeat", "claim_dead", "meter", "reap_members", "renew", "rewrite")}
         # This node's truth: the Redis hashes it owns, as they should be (key -> field -> value),
         # and the sockets behind each count, so adds and removes are idempotent per socket.
         self._owned: dict[str, dict[str, str]] = {}
         self._sockets: dict[tuple, set[str]] = {}
         self._written: set[str] = set()  # keys this node may have in Redis (deleted if no longer owned)
+        self._key_app: dict[str, int] = {}  # key this node owns or wrote -> its app
+        self._peers: dict[int, tuple[str, ...]] = {}  # app -> other nodes believed to hold entries of it
         self._stale = False  # a write failed: Redis may differ from _owned until the next rewrite
+        self._changes = 0  # counts changes of _owned (a rewrite that raced one is done again)
         self._entry_writes: dict[tuple, list] = {}  # entry -> [lock, writers]: see _in_order
         self._heartbeat_task: asyncio.Task | None = None
+        self._beat_at: float | None = None  # loop time the last successful heartbeat was sent
         self._reachable = True  # False while Redis is known to be away (reads fail at once, writes stay local)
         self._went_away = asyncio.Event()  # wakes the heartbeat to probe for Redis's return
 
@@ -153,15 +207,21 @@ class RedisState:
         with contextlib.suppress(ValueError):
             redis_outage.on_start.remove(self._outage_started)
         try:
-            pipe = self.redis.pipeline(transaction=True)
+            pipe = self._pipeline(atomic=True)
             pipe.zadd(self._nodes_key, {self.node_id: 0})  # expired: readers skip it, a reaper claims it
+            for app_id in {self._key_app[key] for key in self._owned.keys() | self._written if key in self._key_app}:
+                pipe.zadd(self._app_nodes_key(app_id), {self.node_id: 0})
             for key in self._owned.keys() | self._written:
                 if ":members:" not in key:
                     pipe.delete(key)
             await pipe.execute()
         except UNREACHABLE:
             log.warning("Redis unreachable at shutdown; readers skip this node within %d ms", self.ttl_ms)
-        await self.redis.aclose(close_connection_pool=True)
+        await self.redis.aclose()
+
+    def _pipeline(self, atomic: bool = False):
+        """A pipeline; ``atomic``: MULTI/EXEC on one Redis (a cluster pipeline spans slots, so it is not)."""
+        return self.redis.pipeline(transaction=atomic and not self.cluster)
 
     async def _heartbeat_forever(self) -> None:
         while True:
@@ -176,8 +236,11 @@ class RedisState:
                     await self._heartbeat()
                 else:  # probing: a frozen Redis must not hold the next attempt for a socket timeout
                     async with asyncio.timeout(RECONNECT_TIMEOUT):
-                        # Idle pooled connections may be to a Redis that died: start afresh.
-                        await self.redis.connection_pool.disconnect(inuse_connections=False)
+                        # Idle pooled connections may be to a Redis that died (or, with Sentinel,
+                        # to the old master): start afresh. redis-py's cluster client drops a
+                        # failed node's connections and refreshes its topology by itself.
+                        if not self.cluster:
+                            await self.redis.connection_pool.disconnect(inuse_connections=False)
                         await self._heartbeat()
             except (*UNREACHABLE, TimeoutError) as exc:
                 self._unreachable(exc)
@@ -187,10 +250,11 @@ class RedisState:
     async def _heartbeat(self) -> None:
         """Renew this node and its keys; rewrite them all if Redis lost any (restart, outage)."""
         stale, self._stale = self._stale, False
+        sent_at = asyncio.get_running_loop().time()
         try:
             unknown, source = await self._scripts["heartbeat"](
-                keys=[self._nodes_key, f"{self.prefix}:usage_source"],
-                args=[self.node_id, self.ttl_ms, uuid.uuid4().hex])
+                keys=[self._nodes_key, self._source_key], args=[self.node_id, self.ttl_ms, uuid.uuid4().hex])
+            self._beat_at = sent_at
             self.usage_source = f"redis-{source.decode()}"
             if stale or unknown or not await self._renew():
                 await self._rewrite()
@@ -203,28 +267,57 @@ class RedisState:
             self._reachable = True
             redis_outage.back("state")
 
+    def _life_ms(self) -> int:
+        """How long this node stays live from now: what is left of its last heartbeat's TTL."""
+        if self._beat_at is None:
+            return self.ttl_ms
+        left = self.ttl_ms - int((asyncio.get_running_loop().time() - self._beat_at) * 1000)
+        return max(left, 1)
+
+    def _owned_by_app(self, keys) -> dict[int, list[str]]:
+        by_app: dict[int, list[str]] = defaultdict(list)
+        for key in keys:
+            by_app[self._key_app[key]].append(key)
+        return by_app
+
     async def _renew(self) -> bool:
-        """Extend the life of this node's keys; False if Redis lost one of them."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in self._owned:
-            pipe.pexpire(key, self.keys_ttl_ms)
-        renewed = all(await pipe.execute())
+        """Extend the life of this node (per app) and of its keys; False if Redis lost one of them.
+
+        A key with a write in flight is left out: it may not exist yet (its first entry is on its
+        way), which is not a loss, and that write renews it."""
+        life = self._life_ms()
+        busy = {entry[0] for entry in self._entry_writes}
+        by_app = self._owned_by_app(key for key in self._owned if key not in busy)
+        lost = await asyncio.gather(*(
+            self._scripts["renew"](keys=[self._app_nodes_key(app_id), *keys], args=[self.node_id, life, self.keys_ttl_ms])
+            for app_id, keys in by_app.items()))
         if not self._stale:  # every write since the last rewrite reached Redis
             self._written.intersection_update(self._owned)
-        return renewed
+            if len(self._key_app) > len(self._written):
+                self._key_app = {key: self._key_app[key] for key in self._written}
+        return not any(lost)
 
     async def _rewrite(self) -> None:
-        """Replace this node's keys with ``_owned`` (and delete the ones it no longer has)."""
+        """Replace this node's keys with ``_owned`` (and delete the ones it no longer has): one
+        script per app (its keys share the app's slot)."""
         dropped = self._written - self._owned.keys()
-        pipe = self.redis.pipeline(transaction=True)
-        for key in dropped:
-            pipe.delete(key)
-        for key, fields in self._owned.items():
-            pipe.delete(key)
-            pipe.hset(key, mapping=fields)
-            pipe.pexpire(key, self.keys_ttl_ms)
-        await pipe.execute()
+        life = self._life_ms()
+        changes = self._changes
+        calls = []
+        for app_id, keys in self._owned_by_app(self._owned.keys() | dropped).items():
+            args = [self.node_id, life, self.keys_ttl_ms]
+            for key in keys:
+                fields = self._owned.get(key, {})
+                args.append(len(fields))
+                for field, value in fields.items():
+                    args += [field, value]
+            calls.append(self._scripts["rewrite"](keys=[self._app_nodes_key(app_id), *keys], args=args))
+        await asyncio.gather(*calls)
         self._written -= dropped
+        if self._changes != changes:
+            # An entry changed meanwhile: its own write may have landed before this rewrite and
+            # been undone by it. The next heartbeat rewrites again (from the latest entries).
+            self._stale = True
 
     def _unreachable(self, exc: BaseException | str) -> None:
         """Redis failed: serve local state, fail reads at once, heartbeat fast until it is back."""
@@ -250,6 +343,26 @@ class RedisState:
             self._unreachable(exc)
             raise
 
+    async def _live_call(self, run, script: str, app_id: int, node_key, write: bool = False,
+                         extra_keys: tuple = (), args: tuple = ()) -> Any:
+        """A LIVE script (redis_scripts.py) over the nodes holding entries of the app.
+
+        ``node_key(node)`` is a node's key the script reads; ``run`` is ``_call`` or a
+        ``_write_own`` partial. If the script answers that a live node was not declared, it is
+        run again with the live list (which is remembered for the next calls)."""
+        for _ in range(LIVE_ATTEMPTS):
+            nodes = (self.node_id, *self._peers.get(app_id, ()))
+            keys = [self._app_nodes_key(app_id), *map(node_key, nodes), *extra_keys]
+            argv = [len(nodes), *nodes, self._life_ms() if write else 0, self.keys_ttl_ms, *args]
+            try:
+                return await run(script, keys, argv)
+            except ResponseError as exc:
+                live = _stale_nodes(exc)
+                if live is None:
+                    raise
+                self._peers[app_id] = tuple(node for node in live if node != self.node_id)
+        raise ResponseError(f"the processes holding entries of app {app_id} kept changing ({LIVE_ATTEMPTS} attempts)")
+
     async def reap_departed(self) -> list[tuple[int, str, Member]]:
         """Members who left with a dead (or stopped) node, each returned to one caller only.
 
@@ -270,21 +383,31 @@ class RedisState:
             if node == self.node_id:
                 continue  # this process stalled past its TTL; its next heartbeat rewrites its entries
             marker = f":members:{node}:"
-            async for key in self.redis.scan_iter(match=f"{self.prefix}:*{marker}*", count=1000):
-                app, channel = key.decode()[len(self.prefix) + 1:].split(marker, 1)
-                flat = await self._scripts["reap_members"](
-                    keys=[self._nodes_key], args=[self._key(int(app), "members", ""), f":{channel}", node])
-                departed += [(int(app), channel, Member(*orjson.loads(flat[i + 1]))) for i in range(0, len(flat), 2)]
+            # (On a cluster redis-py scans every master.)
+            async for key in self.redis.scan_iter(match=f"{self.prefix}:{{*}}{marker}*", count=1000):
+                tag, channel = key.decode()[len(self.prefix) + 1:].split(marker, 1)
+                app = int(tag.strip("{}"))
+                flat = await self._live_call(
+                    self._call, "reap_members", app, lambda n, app=app, channel=channel: self._member_key(app, n, channel),
+                    extra_keys=(key.decode(),), args=(node,))
+                departed += [(app, channel, Member(*orjson.loads(flat[i + 1]))) for i in range(0, len(flat), 2)]
         return departed
 
     # --- this node's entries ---
 
     def _key(self, app_id: int, *parts: str) -> str:
-        """A key of one app: the app id is in every key holding tenant data."""
-        return ":".join((self.prefix, str(int(app_id)), *parts))
+        """A key of one app: the app id is in every key holding tenant data, as its hash tag."""
+        return ":".join((self.prefix, f"{{{int(app_id)}}}", *parts))
 
-    def _own(self, key: str, field: str, value: str | None) -> None:
+    def _app_nodes_key(self, app_id: int) -> str:
+        return self._key(app_id, "nodes")
+
+    def _member_key(self, app_id: int, node: str, channel: str) -> str:
+        return self._key(app_id, "members", node, channel)
+
+    def _own(self, key: str, field: str, value: str | None, app_id: int) -> None:
         """Set (or with None drop) a field of a hash this node owns, locally."""
+        self._changes += 1
         fields = self._owned.setdefault(key, {})
         if value is None:
             fields.pop(field, None)
@@ -293,6 +416,7 @@ class RedisState:
         else:
             fields[field] = value
         self._written.add(key)
+        self._key_app[key] = app_id
 
     def _track(self, what: tuple, socket_id: str, add: bool) -> tuple[bool, int]:
         """Add or drop a socket from a local set; (whether it changed, sockets left)."""
@@ -309,7 +433,7 @@ class RedisState:
                     del self._sockets[what]
         return changed, len(self._sockets.get(what, ()))
 
-    async def _write_own(self, script: str, fallback: Any, keys: list[str], args: list) -> Any:
+    async def _write_own(self, fallback: Any, script: str, keys: list[str], args: list) -> Any:
         """Run a script writing this node's entries; if Redis is away, ``fallback`` (healed later).
 
         A busy pool makes this wait (``_WaitingPool``), it never answers ``fallback``.
@@ -321,6 +445,11 @@ class RedisState:
         except UNREACHABLE as exc:
             self._unreachable(exc)
             return fallback
+
+    def _writing(self, fallback: Any):
+        async def run(script: str, keys: list[str], args: list) -> Any:
+            return await self._write_own(fallback, script, keys, args)
+        return run
 
     @contextlib.asynccontextmanager
     async def _in_order(self, entry: tuple):
@@ -353,55 +482,56 @@ class RedisState:
         _, local = self._track(("subs", app_id, channel), socket_id, add=False)
         return await self._set_subscriptions(app_id, channel, local)
 
+    def _subs_key(self, app_id: int):
+        return lambda node: self._key(app_id, "subs", node)
+
     async def _set_subscriptions(self, app_id: int, channel: str, local: int) -> int:
-        prefix = self._key(app_id, "subs", "")
-        key = prefix + self.node_id
-        self._own(key, channel, str(local) if local else None)
+        key = self._key(app_id, "subs", self.node_id)
+        self._own(key, channel, str(local) if local else None, app_id)
         async with self._in_order((key, channel)):
             local = int(self._owned.get(key, {}).get(channel, 0))  # the latest, when it is our turn
-            sums = await self._write_own("set_and_sum", [local], [self._nodes_key],
-                                         [prefix, self.node_id, self.keys_ttl_ms, 1, channel, local])
+            sums = await self._live_call(self._writing([local]), "set_and_sum", app_id, self._subs_key(app_id),
+                                         write=True, args=(1, channel, local))
         return int(sums[0])
 
     async def subscription_count(self, app_id: int, channel: str) -> int:
-        sums = await self._call("set_and_sum", keys=[self._nodes_key],
-                                args=[self._key(app_id, "subs", ""), self.node_id, self.ttl_ms, 0, channel, 0])
+        sums = await self._live_call(self._call, "set_and_sum", app_id, self._subs_key(app_id), args=(0, channel, 0))
         return int(sums[0])
 
     async def channels(self, app_id: int, prefix: str = "") -> dict[str, int]:
-        flat = await self._call(
-            "channels", keys=[self._nodes_key], args=[self._key(app_id, "subs", ""), self.node_id, prefix])
+        flat = await self._live_call(self._call, "channels", app_id, self._subs_key(app_id), args=(prefix,))
         return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     # --- presence ---
 
-    def _members_args(self, app_id: int, channel: str) -> list:
-        return [self._key(app_id, "members", ""), f":{channel}", self.node_id]
+    def _members_of(self, app_id: int, channel: str):
+        return lambda node: self._member_key(app_id, node, channel)
 
     async def add_member(self, app_id: int, channel: str, socket_id: str, member: Member) -> bool:
         _, local = self._track(("member", app_id, channel, member.key), socket_id, add=True)
         if local > 1:
             return False  # this node already has the user: not the first anywhere
         blob = orjson.dumps([member.user_id, member.user_info]).decode()
-        prefix, suffix, me = self._members_args(app_id, channel)
-        self._own(prefix + me + suffix, member.key, blob)
-        async with self._in_order((prefix + me + suffix, member.key)):
-            first = await self._write_own("add_member", 1, [self._nodes_key],
-                                          [prefix, suffix, me, member.key, blob, self.keys_ttl_ms])
+        mine = self._member_key(app_id, self.node_id, channel)
+        self._own(mine, member.key, blob, app_id)
+        async with self._in_order((mine, member.key)):
+            first = await self._live_call(self._writing(1), "add_member", app_id, self._members_of(app_id, channel),
+                                          write=True, args=(member.key, blob))
         return bool(first)
 
     async def remove_member(self, app_id: int, channel: str, socket_id: str, user: str) -> bool:
         changed, local = self._track(("member", app_id, channel, user), socket_id, add=False)
         if not changed or local:
             return False
-        prefix, suffix, me = self._members_args(app_id, channel)
-        self._own(prefix + me + suffix, user, None)
-        async with self._in_order((prefix + me + suffix, user)):
-            last = await self._write_own("remove_member", 1, [self._nodes_key], [prefix, suffix, me, user])
+        mine = self._member_key(app_id, self.node_id, channel)
+        self._own(mine, user, None, app_id)
+        async with self._in_order((mine, user)):
+            last = await self._live_call(self._writing(1), "remove_member", app_id, self._members_of(app_id, channel),
+                                         write=True, args=(user,))
         return bool(last)
 
     async def members(self, app_id: int, channel: str) -> dict[str, Member]:
-        flat = await self._call("members", keys=[self._nodes_key], args=self._members_args(app_id, channel))
+        flat = await self._live_call(self._call, "members", app_id, self._members_of(app_id, channel))
         return {flat[i].decode(): Member(*orjson.loads(flat[i + 1])) for i in range(0, len(flat), 2)}
 
     # --- signed-in users (watchlist events): presence in ONLINE_CHANNEL ---
@@ -415,13 +545,11 @@ class RedisState:
     async def users_online(self, app_id: int, user_ids: list[str]) -> set[str]:
         if not user_ids:
             return set()
-        if "users_present" not in self._scripts:
-            self._scripts["users_present"] = self.redis.register_script(scripts.USERS_PRESENT)
-        found = await self._call("users_present", keys=[self._nodes_key],
-                                 args=[*self._members_args(app_id, ONLINE_CHANNEL), *user_ids])
+        found = await self._live_call(self._call, "users_present", app_id, self._members_of(app_id, ONLINE_CHANNEL),
+                                      args=tuple(user_ids))
         return {user.decode() for user in found}
 
-    # --- held-back webhooks: p:a:held:<key>, one string each, expiring on its own ---
+    # --- held-back webhooks: p:{a}:held:<key>, one string each, expiring on its own ---
 
     async def hold_webhook(self, app_id: int, key: str, ttl: float) -> None:
         self._check_reachable()
@@ -448,16 +576,17 @@ class RedisState:
         if now_sockets <= 0:
             now_sockets = now_tabs = 0  # as MemoryState: no sockets, no entry
         for field, value in (("sockets", now_sockets), ("tabs", now_tabs)):
-            self._own(key, field, str(value) if now_sockets else None)
+            self._own(key, field, str(value) if now_sockets else None, app_id)
         async with self._in_order((key,)):
             mine = self._owned.get(key, {})  # the latest, when it is our turn
-            await self._write_own("set_and_sum", None, [self._nodes_key], [
-                self._key(app_id, "conns", ""), self.node_id, self.keys_ttl_ms, 1,
-                "sockets", int(mine.get("sockets", 0)), "tabs", int(mine.get("tabs", 0))])
+            await self._live_call(self._writing(None), "set_and_sum", app_id,
+                                  lambda node: self._key(app_id, "conns", node), write=True,
+                                  args=(1, "sockets", int(mine.get("sockets", 0)), "tabs", int(mine.get("tabs", 0))))
 
     async def connection_counts(self, app_id: int) -> tuple[int, int]:
-        sockets, tabs = await self._call("set_and_sum", keys=[self._nodes_key], args=[
-            self._key(app_id, "conns", ""), self.node_id, self.ttl_ms, 0, "sockets", 0, "tabs", 0])
+        sockets, tabs = await self._live_call(self._call, "set_and_sum", app_id,
+                                              lambda node: self._key(app_id, "conns", node),
+                                              args=(0, "sockets", 0, "tabs", 0))
         return int(sockets), int(tabs)
 
     # --- cache channels ---
@@ -473,7 +602,7 @@ class RedisState:
 
     async def cache_get(self, app_id: int, channel: str) -> CachedEvent | None:
         self._check_reachable()
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=True)  # one key: one slot, a transaction on a cluster too
         key = self._key(app_id, "cache", channel)
         try:
             value, left_ms = await pipe.get(key).pttl(key).execute()
@@ -488,10 +617,12 @@ class RedisState:
     # --- traffic ---
 
     async def add_traffic(self, app_id: int, messages: int, deliveries: int, bytes_sent: int,
-                          logical_deliveries: int = 0, logical_bytes: int = 0) -> None:
+                          logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                          resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0) -> None:
         key = self._key(app_id, "traffic")
         pipe = self.redis.pipeline(transaction=True)
-        values = (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes)
+        values = (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes, resumes_recovered,
+                  resumes_unrecovered, stored_messages, stored_bytes)
         for field, value in zip(TRAFFIC_FIELDS, values, strict=True):
             if value:
                 pipe.hincrby(key, field, value)
@@ -504,29 +635,35 @@ class RedisState:
     # --- metering buckets ---
 
     async def _bucket(self, app_id: int, hour: int, mode: str, fields: dict[str, int | float]) -> None:
-        args = [self._key(app_id, "usage", ""), int(hour), USAGE_KEEP_SECONDS, mode]
+        args = [int(hour), USAGE_KEEP_SECONDS, mode]
         for field, value in fields.items():
             # A "." tells the script to add a float (tab_seconds); the others are integers.
             args += [field, f"{value:.6f}" if isinstance(value, float) else int(value)]
-        await self._call("bucket", keys=[self._key(app_id, "usage")], args=args)
+        await self._call("bucket", keys=[self._key(app_id, "usage"), self._key(app_id, "usage", str(int(hour)))],
+                         args=args)
 
     async def add_usage(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
-                        logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0) -> None:
-        await self._bucket(app_id, hour, "add", {
-            "messages": messages, "deliveries": deliveries, "bytes": bytes_sent,
-            "logical_deliveries": logical_deliveries, "logical_bytes": logical_bytes,
-            "tab_seconds": float(tab_seconds)})
+                        logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                        resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0,
+                        tab_seconds: float = 0.0) -> None:
+        values = (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes, resumes_recovered,
+                  resumes_unrecovered, stored_messages, stored_bytes)
+        await self._bucket(app_id, hour, "add", {**dict(zip(TRAFFIC_FIELDS, values, strict=True)),
+                                                 "tab_seconds": float(tab_seconds)})
 
     async def add_metering(self, app_id: int, hour: int, messages: int, deliveries: int, bytes_sent: int,
-                           logical_deliveries: int = 0, logical_bytes: int = 0, tab_seconds: float = 0.0,
-                           seq: int = 0) -> bool:
-        args = [self._key(app_id, "usage", ""), int(hour), USAGE_KEEP_SECONDS, int(seq)]
-        for field, value in zip(TRAFFIC_FIELDS, (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes),
-                                strict=True):
+                           logical_deliveries: int = 0, logical_bytes: int = 0, resumes_recovered: int = 0,
+                           resumes_unrecovered: int = 0, stored_messages: int = 0, stored_bytes: int = 0,
+                           tab_seconds: float = 0.0, seq: int = 0) -> bool:
+        args = [int(hour), USAGE_KEEP_SECONDS, int(seq)]
+        values = (messages, deliveries, bytes_sent, logical_deliveries, logical_bytes, resumes_recovered,
+                  resumes_unrecovered, stored_messages, stored_bytes)
+        for field, value in zip(TRAFFIC_FIELDS, values, strict=True):
             args += [field, int(value)]
         args += ["tab_seconds", f"{float(tab_seconds):.6f}"]  # the "." makes the script add a float
         applied = await self._call("meter", keys=[self._key(app_id, "usage"), self._key(app_id, "traffic"),
-                                                  self._key(app_id, "metered", self.node_id)], args=args)
+                                                  self._key(app_id, "metered", self.node_id),
+                                                  self._key(app_id, "usage", str(int(hour)))], args=args)
         return bool(applied)
 
     async def note_peaks(self, app_id: int, hour: int, sockets: int, tabs: int) -> None:
@@ -558,9 +695,19 @@ class RedisState:
         return sorted(sample for sample in samples if len(sample) == 3 and sample[0] >= since)
 
     async def usage(self, app_id: int, since_hour: int) -> list[dict[str, int]]:
-        buckets = await self._call(
-            "usage", keys=[self._key(app_id, "usage")], args=[self._key(app_id, "usage", ""), int(since_hour)])
-        return [_bucket_dict(flat) for flat in buckets]
+        # The hours, then their buckets: two round trips (a script would have to name the bucket
+        # keys before knowing the hours; every key a script touches is passed in KEYS).
+        self._check_reachable()
+        try:
+            hours = await self.redis.zrangebyscore(self._key(app_id, "usage"), int(since_hour), "+inf")
+            pipe = self.redis.pipeline(transaction=False)
+            for hour in hours:
+                pipe.hgetall(self._key(app_id, "usage", hour.decode()))
+            buckets = await pipe.execute() if hours else []
+        except UNREACHABLE as exc:
+            self._unreachable(exc)
+            raise
+        return [_bucket_dict([part for item in bucket.items() for part in item]) for bucket in buckets if bucket]
 
 
 def _bucket_dict(flat: list[bytes]) -> dict[str, Any]:

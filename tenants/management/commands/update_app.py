@@ -5,9 +5,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.models import App
 from tenants.origins import clean_origins
+from tenants.services import history_bounds
 
 EDITABLE = {"name": str, "enabled": bool, "client_events": bool, "subscription_count": bool,
-            "max_message_bytes": int, "allowed_origins": str, "webhook_url": str, "demo_enabled": bool}
+            "max_message_bytes": int, "allowed_origins": str, "webhook_url": str, "demo_enabled": bool,
+            "history_size": int, "history_ttl": int}
 
 
 class Command(BaseCommand):
@@ -34,9 +36,15 @@ class Command(BaseCommand):
                     value = clean_origins(value)
                 except ValidationError as error:
                     raise CommandError(" ".join(error.messages)) from None
+            if field in ("history_size", "history_ttl"):  # the dashboard's bounds: the plan's, 1 s at least
+                max_size, max_ttl = history_bounds(app.tenant_id)
+                lowest, highest = (0, max_size) if field == "history_size" else (1, max_ttl)
+                if not lowest <= value <= highest:
+                    raise CommandError(f"{field} must be from {lowest} to {highest} for this app's plan")
             setattr(app, field, value)
         if rotate_secret:
             app.rotate_secret()
         app.save()
         self.stdout.write(json.dumps({"app_id": app.id, "key": app.key, "secret": app.secret,
-                                      "enabled": app.enabled, "client_events": app.client_events}))
+                                      "enabled": app.enabled, "client_events": app.client_events,
+                                      "history_size": app.history_size, "history_ttl": app.history_ttl}))
