@@ -84,12 +84,14 @@ async def per_delivery_ns():
         runs.append((time.thread_time() - started) / (20 * 5000) * 1e9)
     return sorted(runs)[len(runs) // 2]
 
-async def make_publisher():
-    """An async function that sends one signed publish through the whole ASGI application."""
+async def make_publisher(app=None, channel="ch"):
+    """An async function that sends one signed publish (to ``app``, a new one by default) through the
+    whole ASGI application."""
     from service.realtime.node import get_node
     await get_node()
-    app = await asyncio.to_thread(services.create_app, "ab")
-    body = json.dumps({"name": "e", "channel": "ch", "data": "x" * 100}).encode()
+    if app is None:
+        app = await asyncio.to_thread(services.create_app, "ab")
+    body = json.dumps({"name": "e", "channel": channel, "data": "x" * 100}).encode()
     path = f"/apps/{app.id}/events"
     query = {"auth_key": app.key, "auth_timestamp": str(int(time.time())), "auth_version": "1.0",
              "body_md5": signatures.body_md5(body)}
@@ -189,6 +191,85 @@ asyncio.run(parts())
 '''
 
 
+# Runs in this tree only: what channel history (docs/recovery.md) costs on the two hot paths. Two
+# apps in one process, one with history off (history_size 0: the path from before history) and
+# one with the default 100, measured in alternating blocks (their order swapped every round), so
+# process-to-process variation cancels out:
+# - per publish: signed publishes through the ASGI application to a channel with one subscriber
+#   (node.subscribe'd, so the history app's messages go through node._in_order);
+# - per delivery: node.publish to a channel with 5,000 subscribers, until every write is made.
+HISTORY = PROBE.replace("asyncio.run(main())", "") + r"""
+from service.realtime.node import get_node
+from service.realtime.tenancy import get_app
+
+FAN = 5000
+written = 0
+
+class CountingTransport(Transport):
+    __slots__ = ()
+    def write(self, data):
+        global written
+        written += 1
+
+def counted_send():
+    protocol = socket_protocol()
+    protocol.transport = CountingTransport()
+    return protocol.send
+
+async def history():
+    import gc
+    gc.collect()
+    gc.freeze()
+    node = await get_node()
+    sides = {}
+    for label, fields in (("off", {"history_size": 0}), ("on", {})):
+        model = await asyncio.to_thread(services.create_app, f"ab-history-{label}", **fields)
+        info = await get_app(app_id=model.id)
+        assert (info.history_size > 0) == (label == "on"), info
+        sides[label] = (info, await make_publisher(model, "ch"))
+    # The two sides' sockets are made alternately: made one side after the other, the side made
+    # second measured 7-10% less per delivery whichever it was (memory layout), not history.
+    for i in range(FAN + 1):  # socket 0: the publish rows' one subscriber; the rest: the fan-out's
+        for n, (info, _) in enumerate(sides.values(), 1):
+            conn = Connection(f"{n}.{i}", info, counted_send(), 1 << 20)
+            await node.connect(conn)
+            await node.subscribe(conn, "ch" if i == 0 else "fan", None)
+
+    async def publish_block(side, n=2000):
+        publish = sides[side][1]
+        started = time.thread_time()
+        for _ in range(n):
+            await publish()
+        return (time.thread_time() - started) / n * 1e6
+
+    async def delivery_block(side, n=40):
+        info = sides[side][0]
+        target = written + n * FAN
+        started = time.thread_time()
+        for _ in range(n):
+            await node.publish(info, ["fan"], "e", "x" * 100)
+        while written < target:
+            await asyncio.sleep(0)
+        return (time.thread_time() - started) / (n * FAN) * 1e9
+
+    warm_until = time.monotonic() + 2
+    while time.monotonic() < warm_until:
+        for side in sides:
+            await publish_block(side, 200)
+            await delivery_block(side, 2)
+    runs = {f"{what}_{side}": [] for what in ("publish_us", "delivery_ns") for side in sides}
+    for round_ in range(21):
+        order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
+        for side in order:
+            runs[f"publish_us_{side}"].append(await publish_block(side))
+        for side in order:
+            runs[f"delivery_ns_{side}"].append(await delivery_block(side))
+    print(json.dumps(runs))
+
+asyncio.run(history())
+"""
+
+
 def probe(tree: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", PROBE, str(tree)], capture_output=True, text=True, timeout=600,
                           env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")})
@@ -211,15 +292,37 @@ def parts() -> None:
         print(f"| {name} | {us:.2f} | {cost} |")
 
 
+def history() -> None:
+    done = subprocess.run([sys.executable, "-c", HISTORY, str(ROOT)], capture_output=True, text=True, timeout=900,
+                          env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")})
+    if done.returncode != 0:
+        raise RuntimeError(f"history probe failed:\n{done.stderr[-3000:]}")
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    print("| this tree, embedded, 21 alternating blocks | history off | history on (100) | on / off (median of "
+          "the rounds' ratios) |")
+    print("|---|---|---|---|")
+    for key, label in (("publish_us", "ASGI per signed publish, 1 subscriber (µs)"),
+                       ("delivery_ns", "Python per delivery, 5,000 sockets (ns)")):
+        off, on = runs[f"{key}_off"], runs[f"{key}_on"]
+        ratios = sorted(b / a for a, b in zip(off, on))
+        print(f"| {label} | {statistics.median(off):,.2f} | {statistics.median(on):,.2f} | "
+              f"{statistics.median(ratios):.3f}x (p25-p75 {ratios[len(ratios) // 4]:.3f}-"
+              f"{ratios[3 * len(ratios) // 4]:.3f}) |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", help="the git revision to compare this tree with")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parts", action="store_true",
                         help="instead: what the limits, metrics and request ids cost per publish in this tree")
+    parser.add_argument("--history", action="store_true",
+                        help="instead: channel history on vs off per publish and per delivery in this tree")
     args = parser.parse_args()
     if args.parts:
         return parts()
+    if args.history:
+        return history()
     if not args.base:
         parser.error("--base REV (or --parts)")
     base = Path(tempfile.mkdtemp(prefix="tabcast-ab-base-")) / "tree"

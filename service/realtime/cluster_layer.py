@@ -28,6 +28,8 @@ the surface ``broker.py`` uses of ``redis_layer.PipelinedPubSubChannelLayer`` (`
   (the slot map is refreshed at most every ``REFRESH_INTERVAL`` meanwhile), and the
   ``on_connection_lost`` listeners are told at once, so the broker answers 503 until delivery
   works again (broker.py). Publishes to the dead master fail at once (503) and refresh the map.
+* **Order** holds per group (one shard, one connection); groups on different shards may
+  arrive in either order relative to each other.
 * ``group_add`` returns once the shard confirmed the subscription (within
   ``SUBSCRIBE_TIMEOUT``, else it raises): a join that returns is in place.
 * **Peers on every shard**: the broker counts the processes subscribed to its control group

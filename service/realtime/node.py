@@ -278,10 +278,10 @@ class Node:
         """Where a subscribing socket starts in the channel's stream, after its buffer is in the hub.
 
         Returns (its position once the replay is written, the frames to replay, (recovered,
-        missed, reason) if it asked to resume). It starts where this process's live stream is (``_Head``): later frames reach it
-        live, or through a repair if one is lost. A resume replays from history what it missed up
-        to the stream's top; frames up to there that reach this process later are not written to
-        it again (``_Head.ahead``).
+        missed, reason) if it asked to resume). It starts where this process's live stream is
+        (``_Head``): later frames reach it live, or through a repair if one is lost. A resume
+        replays from history what it missed up to the stream's top; frames up to there that reach
+        this process later are not written to it again (``_Head.ahead``).
         """
         app = conn.app
         key = (app.id, channel)
@@ -556,8 +556,8 @@ class Node:
                 reason = "too_many"
         waiting = self._repairs.pop(key)
         if self._heads.get(key) is not head:
-            return  # every local subscriber left meanwhile
-        if reason is None:
+            pass  # every local subscriber left meanwhile (any new one has its own head)
+        elif reason is None:
             metrics.gap_repaired()
             for offset, frame in page.frames:
                 if offset == head.offset + 1:
@@ -570,7 +570,7 @@ class Node:
             self.hub.count_resumes(app_id, False, sockets)
             metrics.resumed(False, sockets)
             del self._heads[key]  # the next message starts the stream here again
-        for message in waiting:
+        for message in waiting:  # in order, through the same checks (a new gap starts a new repair)
             self._in_order(message, message["offset"])
 
     async def history(self, app: AppInfo, channel: str, since: str | None, limit: int) -> dict[str, Any]:
