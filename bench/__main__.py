@@ -12,7 +12,8 @@ from .profiles import FULL, SMALL
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--small", action="store_true", help="a seconds-long smoke run (tens of sockets)")
-    parser.add_argument("--only", nargs="+", choices=["raw", "naive", "uvicorn", "daphne", "scale", "redis_cost"],
+    parser.add_argument("--only", nargs="+", choices=["raw", "naive", "uvicorn", "daphne", "scale", "redis_cost",
+                                                         "recovery"],
                         help="measure only these (default: all)")
     parser.add_argument("--no-pin", action="store_true", help="let server and generator share all cores")
     parser.add_argument("--write", type=Path, metavar="FILE", help="also write the Markdown report to FILE")

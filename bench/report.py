@@ -9,7 +9,7 @@ from importlib.metadata import version
 
 from tests.support.clients import JS_DIR, node_binary
 
-from . import redis_cost
+from . import recovery, redis_cost
 
 BASELINE = "raw websockets (a)"
 
@@ -185,6 +185,8 @@ def render(results: dict, profile) -> str:
     return "\n\n".join([
         f"### Results ({profile.name} profile)", machine(results), *servers,
         "Scaling (2 processes vs 1, Redis):", scaling_table(results, profile),
+        *(["Recovery: channel history off (a) vs on, resume, memory per stored message (`recovery.py`):",
+           recovery.table(results["recovery"])] if results.get("recovery") else []),
         *(["Redis work per operation and channel-layer fan-out, one Redis vs a Redis Cluster (`redis_cost.py`):",
            redis_cost.table(results["redis_cost"])] if results.get("redis_cost") else []),
     ]) + "\n"

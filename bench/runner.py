@@ -8,7 +8,7 @@ import time
 
 from tests.support.processes import ROOT
 
-from . import procstats, redis_cost, scenarios
+from . import procstats, recovery, redis_cost, scenarios
 from .loadgen import Publisher, Subscribers
 from .profiles import Profile
 from .servers import Tabcast, naive_channels, raw_websockets
@@ -139,6 +139,9 @@ def run(profile: Profile, only: set[str] | None, pin: bool, log=print) -> dict:
         if not only or "scale" in only:
             log("scaling with Redis:")
             results["scaling"] = measure_scaling(profile, log)
+        if only and "recovery" in only:  # (only when asked: ~3 min; recovery.py)
+            log("recovery: channel history off vs on, resume, memory per stored message:")
+            results["recovery"] = recovery.measure(profile, server_cpus, log=log)
         if only and "redis_cost" in only:  # (only when asked: it starts clusters of its own)
             log("Redis work per operation and channel-layer fan-out, one Redis vs a Redis Cluster:")
             with procstats.cpus(ALL_CPUS):  # the servers and topologies share every core

@@ -1,5 +1,6 @@
 """The channel-name grammar: kinds, validation, and safe Channels group names."""
 
+import functools
 import hashlib
 import re
 from enum import Enum
@@ -55,6 +56,7 @@ def user_channel(user_id: str) -> str:
     return USER_CHANNEL_PREFIX + user_id
 
 
+@functools.lru_cache(maxsize=16384)  # every publish asks: the hash costs ~1 µs, the cache ~0.1
 def group_name(app_id: int, channel: str) -> str:
     """The Channels group carrying one app's channel between processes.
 

@@ -57,9 +57,8 @@ class LocalChannelLayer(BaseChannelLayer):
 
         No await before the queues are filled: a channel's messages go out in offset order."""
         self.require_valid_group_name(group)
-        if stream is not None:
-            frame, epoch, offset = self.streams.append(stream, message["frame"])
-            message = {**message, "frame": frame, "epoch": epoch, "offset": offset}
+        if stream is not None:  # the node made this message for this one send: completed in place
+            message["frame"], message["epoch"], message["offset"] = self.streams.append(stream, message["frame"])
         for channel in self._groups.get(group, ()):
             queue = self._queues.get(channel)
             if queue is not None:

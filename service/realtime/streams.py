@@ -22,6 +22,7 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 META_TTL = 24 * 3600  # seconds an idle stream keeps its epoch and top offset (longer than any history ttl)
 POSITION_RE = re.compile(r"([0-9a-z]{1,32}):(0|[1-9][0-9]{0,17})")
@@ -48,9 +49,10 @@ class Position:
         return cls(match[1], int(match[2]))
 
 
-@dataclass(frozen=True, slots=True)
-class Stream:
-    """What a publish asks the layer to record: the channel's stream and its history limits."""
+class Stream(NamedTuple):
+    """What a publish asks the layer to record: the channel's stream and its history limits.
+
+    A tuple, not a dataclass: one is made per publish, and a frozen dataclass costs ~1 µs more."""
 
     group: str  # the channel's group name: names the stream (it holds the app id)
     size: int  # frames kept

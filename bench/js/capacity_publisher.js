@@ -1,0 +1,80 @@
+// The capacity check's publisher (bench/capacity.py): signed Pusher HTTP publishes at a steady
+// rate, publish i going to channel channels[i % channels.length] through server
+// targets[i % targets.length], each on a keep-alive connection (at most `sockets` per server),
+// as a backend's Pusher library sends them. JSON lines on stdin/stdout (bench/loadgen.py).
+//
+//   publish {targets: [{host, port}], app: {app_id, key, secret}, channels, rate, duration_ms,
+//            sockets, bytes}
+//   -> {ok, errors, late, per_target: [ok per target], t_first, t_end}
+'use strict';
+const crypto = require('node:crypto');
+const http = require('node:http');
+const readline = require('node:readline');
+
+const now = () => performance.timeOrigin + performance.now();
+const out = (msg) => process.stdout.write(JSON.stringify(msg) + '\n');
+
+function signedPath(app, path, body) {
+  const params = {
+    auth_key: app.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0',
+    body_md5: crypto.createHash('md5').update(body).digest('hex'),
+  };
+  const query = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&');
+  const signature = crypto.createHmac('sha256', app.secret).update(`POST\n${path}\n${query}`).digest('hex');
+  return `${path}?${query}&auth_signature=${signature}`;
+}
+
+function publish(cmd) {
+  return new Promise((resolve) => {
+    const path = `/apps/${cmd.app.app_id}/events`;
+    const agents = cmd.targets.map(() => new http.Agent({ keepAlive: true, maxSockets: cmd.sockets || 8 }));
+    const perTarget = cmd.targets.map(() => 0);
+    const filler = 'x'.repeat(Math.max(0, (cmd.bytes || 100) - 20));
+    const t_first = now();
+    const deadline = t_first + cmd.duration_ms;
+    let seq = 0, ok = 0, errors = 0, late = 0, inFlight = 0, stopped = false;
+
+    const send = (i) => {
+      const t = i % cmd.targets.length;
+      const body = JSON.stringify({ name: 'bench', channels: [cmd.channels[i % cmd.channels.length]],
+                                    data: `s=${i};${filler}` });
+      inFlight++;
+      const req = http.request({ host: cmd.targets[t].host, port: cmd.targets[t].port, method: 'POST',
+                                 agent: agents[t], path: signedPath(cmd.app, path, body),
+                                 headers: { 'content-type': 'application/json',
+                                            'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) { ok++; perTarget[t]++; } else errors++;
+            inFlight--;
+            finish();
+          });
+        });
+      req.on('error', () => { errors++; inFlight--; finish(); });
+      req.end(body);
+    };
+    const finish = () => {
+      if (!stopped || inFlight > 0) return;
+      for (const agent of agents) agent.destroy();
+      out({ type: 'published', ok, errors, late, per_target: perTarget, t_first, t_end: now() });
+      resolve();
+    };
+    // Every 5 ms: send what is due by now (a request more than 50 ms behind its time is "late").
+    const tick = () => {
+      const t = now();
+      const due = Math.floor((Math.min(t, deadline) - t_first) * cmd.rate / 1000);
+      if (due - seq > cmd.rate * 0.05) late += due - seq;
+      while (seq < due) send(seq++);
+      if (t >= deadline) { stopped = true; finish(); } else setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
+readline.createInterface({ input: process.stdin }).on('line', async (line) => {
+  const cmd = JSON.parse(line);
+  if (cmd.op === 'publish') await publish(cmd);
+  else if (cmd.op === 'exit') process.exit(0);
+});
+process.stdin.on('end', () => process.exit(0));
