@@ -42,7 +42,7 @@ from . import procstats
 from .loadgen import NodeWorker, Publisher, Subscribers
 from .servers import TABCAST_BENCH_ENV
 
-FULL = {"publish_seconds": 1.5, "publish_rounds": 6, "fanout_subscribers": 1000, "fanout_messages": 100,
+FULL = {"publish_seconds": 1.0, "publish_rounds": 10, "fanout_subscribers": 1000, "fanout_messages": 100,
         "fanout_rounds": 5, "resume_sockets": 1000, "resume_messages": 100, "resume_rounds": 3,
         "memory_channels": 1000, "memory_messages": 100}
 SMALL = {"publish_seconds": 0.3, "publish_rounds": 1, "fanout_subscribers": 20, "fanout_messages": 5,
@@ -51,6 +51,7 @@ SMALL = {"publish_seconds": 0.3, "publish_rounds": 1, "fanout_subscribers": 20, 
 SIDES = ("off", "on")
 FRAME_BYTES = 130  # the frame (before its position) of the memory fill, like the publisher's
 MAX_CHANNELS_PER_PUBLISH = 100
+CONNECT_CHUNK = 100  # fan-out sockets connected per app in turn
 
 
 class Server:
@@ -163,8 +164,10 @@ def _paired(runs: list[dict], key: str) -> dict:
     off = [r["off"][key] for r in runs]
     on = [r["on"][key] for r in runs]
     ratios = [b / a for a, b in zip(off, on, strict=True) if a]
+    ratios.sort()
     return {"off": _median(off), "on": _median(on), "ratio": _median(ratios) if ratios else None,
-            "ratios": [round(r, 3) for r in ratios]}
+            "ratios": [round(r, 3) for r in ratios],
+            "iqr": (ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]) if len(ratios) >= 4 else None}
 
 
 def publish_cost(server: Server, meter: Meter, pub: Publisher, sizes: dict, concurrency: int, log) -> dict:
@@ -278,8 +281,7 @@ def _fill(server: Server, channels: list[str], messages: int) -> None:
     app = server.apps["on"]
     path = f"/apps/{app['app_id']}/events"
     groups = [channels[i:i + MAX_CHANNELS_PER_PUBLISH] for i in range(0, len(channels), MAX_CHANNELS_PER_PUBLISH)]
-    # The frame a subscriber gets, {"event":"bench","channel":"mem-123","data":"..."}, is ~130 bytes.
-    data = "x" * (FRAME_BYTES - len(json.dumps({"event": "bench", "channel": channels[0], "data": ""})))
+    data = json.loads(_frame(channels[0]))["data"]
     errors = []
 
     def publish(mine: list[list[str]]) -> None:
@@ -321,30 +323,62 @@ def _stored_frame(server: Server) -> int:
     return max(len(redis_command(server.redis.port, "LINDEX", key, "0").rstrip("\n").encode()) for key in keys[:20])
 
 
-def memory_cost(server: Server, meter: Meter, sizes: dict, log) -> dict:
-    """Growth per stored message (and per channel) after filling channels with messages."""
+def _frame(channel: str) -> str:
+    """The frame of the memory fill: ~130 bytes before its position, like the publisher's."""
+    data = "x" * (FRAME_BYTES - len(json.dumps({"event": "bench", "channel": channel, "data": ""})))
+    return json.dumps({"event": "bench", "channel": channel, "data": data}, separators=(",", ":"))
+
+
+def redis_memory(server: Server, meter: Meter, sizes: dict, log) -> dict:
+    """Redis used_memory growth per stored message (and per channel), filled through the server."""
     n, messages = sizes["memory_channels"], sizes["memory_messages"]
     channels = [f"mem-{i}" for i in range(n)]
-    if server.use_redis:
-        measure, what = lambda: _used_memory(server), "Redis used_memory"
-    else:
-        measure, what = lambda: procstats.rss_bytes(server.server_pids()), "serve RSS"
     meter.settle()
-    before = measure()
+    before = _used_memory(server)
     _fill(server, channels, 1)
     meter.settle()
-    one = measure()
+    one = _used_memory(server)
     _fill(server, channels, messages - 1)
     meter.settle()
-    full = measure()
+    full = _used_memory(server)
+    return _memory_result("Redis used_memory", n, messages, before, one, full, _stored_frame(server), log)
+
+
+def embedded_memory(sizes: dict, log) -> dict:
+    """The same fill into the embedded layer's streams (``streams.MemoryStreams``) in this process,
+    measured with tracemalloc: the Python heap a ``serve`` process keeps (its RSS moves in
+    allocator arenas, too coarse for this)."""
+    import tracemalloc
+
+    from service.realtime.channel_names import group_name
+    from service.realtime.streams import MemoryStreams, Stream
+
+    n, messages = sizes["memory_channels"], sizes["memory_messages"]
+    memory = MemoryStreams()
+    targets = [(Stream(group_name(1, f"mem-{i}"), 100, 120), _frame(f"mem-{i}")) for i in range(n)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for stream, frame in targets:
+            memory.append(stream, frame)
+        one = tracemalloc.get_traced_memory()[0]
+        stored = ""
+        for _ in range(messages - 1):
+            for stream, frame in targets:
+                stored = memory.append(stream, frame)[0]
+        full = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return _memory_result("Python heap (tracemalloc)", n, messages, before, one, full, len(stored.encode()), log)
+
+
+def _memory_result(what: str, n: int, messages: int, before: int, one: int, full: int, frame: int, log) -> dict:
     per_message = (full - one) / (n * (messages - 1))
     result = {"what": what, "channels": n, "messages": messages, "bytes_per_message": per_message,
-              "bytes_per_channel": (one - before) / n - per_message, "total_mib": (full - before) / 2**20}
-    if server.use_redis:
-        result["stored_frame_bytes"] = _stored_frame(server)
-    log(f"  {server.label}: {what} per stored message {per_message:.0f} B"
-        + (f" (the stored frame is {result['stored_frame_bytes']} B)" if server.use_redis else "")
-        + f", per channel {result['bytes_per_channel']:.0f} B ({n:,} channels x {messages} messages)")
+              "bytes_per_channel": (one - before) / n - per_message, "total_mib": (full - before) / 2**20,
+              "stored_frame_bytes": frame}
+    log(f"  {what}: {per_message:.0f} B per stored message (the stored frame is {frame} B), "
+        f"{result['bytes_per_channel']:.0f} B per channel ({n:,} channels x {messages} messages)")
     return result
 
 
@@ -366,9 +400,16 @@ def measure(profile, server_cpus=None, log=print) -> dict:
         one = Subscribers(1)  # each app's publish channel has one subscriber
         try:
             meter = Meter(server)
-            for side in SIDES:
-                for subs, channel, count in ((one, "pub", 1), (fan[side], "fan", sizes["fanout_subscribers"])):
-                    connected = subs.connect(server.url(side), count, "pusher", channel, concurrency=200)
+            # The two apps' sockets are connected in alternate chunks: connected one app after the
+            # other, the app connected second measured up to 8% less CPU per delivery in process
+            # (bench/ab.py --history: memory layout), whichever it was.
+            fan_count = sizes["fanout_subscribers"]
+            chunks = [(one, "pub", 1)] + [(None, "fan", min(CONNECT_CHUNK, fan_count - done))
+                                           for done in range(0, fan_count, CONNECT_CHUNK)]
+            for subs, channel, count in chunks:
+                for side in SIDES:
+                    connected = (subs or fan[side]).connect(server.url(side), count, "pusher", channel,
+                                                            concurrency=min(count, 200))
                     if connected["ok"] != count:
                         raise RuntimeError(f"{server.label}: {connected}")
             for side in SIDES:  # warm-up: each app's first publishes and deliveries
@@ -382,7 +423,7 @@ def measure(profile, server_cpus=None, log=print) -> dict:
             for subs in (one, *fan.values()):
                 subs.close()
             row["resume"] = resume_cost(server, meter, pub, profile.generator_workers, sizes, log)
-            row["memory"] = memory_cost(server, meter, sizes, log)
+            row["memory"] = redis_memory(server, meter, sizes, log) if redis else embedded_memory(sizes, log)
         finally:
             pub.stop()
             for subs in (one, *fan.values()):
@@ -394,8 +435,12 @@ def measure(profile, server_cpus=None, log=print) -> dict:
 # --- the report ---
 
 
-def _ratio(cell: dict, digits: int = 2) -> str:
-    return f"{cell['ratio']:.{digits}f}x" if cell.get("ratio") is not None else "—"
+def _ratio(cell: dict) -> str:
+    """The median of the rounds' on / off ratios, and their middle half when there are 4 rounds or more."""
+    if cell.get("ratio") is None:
+        return "—"
+    iqr = cell.get("iqr")
+    return f"{cell['ratio']:.2f}x" + (f" ({iqr[0]:.2f}–{iqr[1]:.2f})" if iqr else "")
 
 
 def table(results: dict) -> str:
@@ -451,8 +496,8 @@ def table(results: dict) -> str:
     lines += ["", "| stored history | " + " | ".join(f"{label}: {m_['what']}" for label, m_ in zip(labels, mem)) + " |",
               "|---" * (1 + len(labels)) + "|",
               "| per stored message (B) | " + " | ".join(
-                  f"{m_['bytes_per_message']:.0f}" + (f" (frame {m_['stored_frame_bytes']} B)"
-                                                      if "stored_frame_bytes" in m_ else "") for m_ in mem) + " |",
+                  f"{m_['bytes_per_message']:.0f} (the stored frame: {m_['stored_frame_bytes']} B)" for m_ in mem)
+              + " |",
               "| per channel, besides its messages (B) | " + " | ".join(f"{m_['bytes_per_channel']:.0f}" for m_ in mem)
               + " |",
               "| filled | " + " | ".join(f"{m_['channels']:,} channels x {m_['messages']} messages: "

@@ -183,6 +183,47 @@ NEIGHBOUR_SOCKETS = 10
 NEIGHBOUR_RATE = 50.0  # publishes/s of the small tenant
 
 
+class NeighbourReceiver(Subscribers):
+    """The neighbour's sockets in a process of their own (``neighbour_receiver.py``), timing each
+    delivery at its arrival in the socket (the kernel's timestamp) and when it was read."""
+
+    def __init__(self):
+        import queue
+        import subprocess
+        import sys
+        import threading
+
+        from tests.support.processes import ROOT
+
+        from .loadgen import NodeWorker
+
+        worker = object.__new__(NodeWorker)  # NodeWorker's JSON-lines plumbing, on a Python process
+        worker.proc = subprocess.Popen([sys.executable, "-m", "bench.neighbour_receiver"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True, bufsize=1, cwd=ROOT)
+        worker.replies = queue.Queue()
+        threading.Thread(target=worker._read, daemon=True).start()
+        self.workers = [worker]
+
+    def timings(self) -> tuple[list[float], list[float]]:
+        """(read - sent, arrival - sent) of each sample since ``reset(latency=True)``, in ms, in pairs."""
+        stats = self.workers[0].call("stats")
+        return stats["latencies"], stats["arrivals"]
+
+
+def _realtime(pids: list[int]) -> bool:
+    """Make the neighbour's client processes SCHED_FIFO (they block on I/O; the kernel caps real-time
+    tasks at 95% of a core anyway): they stand for clients on other machines, so they must not wait
+    for a core behind the big tenant's receivers. False where that is not permitted."""
+    import os
+
+    try:
+        for pid in pids:
+            os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(1))
+    except (PermissionError, AttributeError, OSError):
+        return False
+    return True
+
+
 def neighbour_latency(bench: Bench, subscribers: int, max_deliveries: float) -> dict[str, Measurement]:
     """A small tenant's publish->deliver latency beside a big one (fair fan-out, hub.py).
 
@@ -190,25 +231,30 @@ def neighbour_latency(bench: Bench, subscribers: int, max_deliveries: float) -> 
     its p99 is measured on an idle server, then while tenant A (the ``subscribers`` sockets
     already connected) publishes at half of A's measured maximum. Then A publishes flat out,
     with B going on, and A's deliveries/s are compared with its fan-out row (A alone).
+
+    The rows are publish -> arrival in B's socket (the kernel's receive timestamp: on loopback,
+    when the server wrote the frame), which the generator's load cannot move. B's sockets are in
+    a process of their own (``NeighbourReceiver``) and B's publisher and receiver run real-time
+    where permitted; the detail also has publish -> read by that process (``read_p99``) and the
+    receiving side (read - arrival), so what the server does and what the generator does are
+    reported apart.
     """
     import threading
 
     target = bench.target
     seconds = bench.profile.latency_seconds
     count = max(3, round(NEIGHBOUR_RATE * seconds))
-    b_subs, b_pub = Subscribers(1), Publisher()
+    b_subs, b_pub = NeighbourReceiver(), Publisher()
     try:
         if b_subs.connect(target.subscribe_url(target.neighbour), NEIGHBOUR_SOCKETS, "pusher", CHANNEL, 10)["failed"]:
             raise RuntimeError("the neighbour's sockets did not connect")
+        realtime = _realtime(b_subs.pids() + [b_pub.proc.pid])
 
-        def b_run() -> list[float]:
+        def b_run() -> tuple[list[float], list[float]]:
             b_subs.reset(latency=True)
             b_pub.publish(target.publish_target(target.neighbour), count, rate=NEIGHBOUR_RATE, concurrency=2)
             b_subs.expect(count, timeout=30 + seconds)
-            return sorted(b_subs.stats()["latencies"])
-
-        def p99(samples: list[float]) -> float:
-            return samples[min(len(samples) - 1, int(0.99 * len(samples)))]
+            return b_subs.timings()
 
         bench.settle()
         idle = b_run()
@@ -234,10 +280,21 @@ def neighbour_latency(bench: Bench, subscribers: int, max_deliveries: float) -> 
     finally:
         b_subs.stop()
         b_pub.stop()
-    detail = {"idle_samples": len(idle), "loaded_samples": len(loaded), "a_rate_msgs_s": a_rate,
-              "a_alone_deliveries_s": max_deliveries, "a_with_b_deliveries_s": a_with_b}
-    if len(loaded) < count * NEIGHBOUR_SOCKETS or len(idle) < count * NEIGHBOUR_SOCKETS:
-        detail["incomplete"] = f"{len(idle)}/{len(loaded)} of {count * NEIGHBOUR_SOCKETS} samples"
-    return {"neighbour_p99_idle": Measurement(p99(idle), "ms", detail),
-            "neighbour_p99": Measurement(p99(loaded), "ms", detail),
+
+    def p99(samples: list[float]) -> float:
+        samples = sorted(samples)
+        return samples[min(len(samples) - 1, int(0.99 * len(samples)))] if samples else float("nan")
+
+    def receiving(timings) -> list[float]:
+        return [read - arrival for read, arrival in zip(*timings)]
+
+    detail = {"idle_samples": len(idle[1]), "loaded_samples": len(loaded[1]), "a_rate_msgs_s": a_rate,
+              "a_alone_deliveries_s": max_deliveries, "a_with_b_deliveries_s": a_with_b,
+              "receiver_realtime": realtime,
+              "read_p99_idle": p99(idle[0]), "read_p99": p99(loaded[0]),
+              "receiving_side_p99_idle": p99(receiving(idle)), "receiving_side_p99": p99(receiving(loaded))}
+    if len(loaded[1]) < count * NEIGHBOUR_SOCKETS or len(idle[1]) < count * NEIGHBOUR_SOCKETS:
+        detail["incomplete"] = f"{len(idle[1])}/{len(loaded[1])} of {count * NEIGHBOUR_SOCKETS} samples"
+    return {"neighbour_p99_idle": Measurement(p99(idle[1]), "ms", detail),
+            "neighbour_p99": Measurement(p99(loaded[1]), "ms", detail),
             "neighbour_a_throughput": Measurement(a_with_b / max_deliveries, "x", detail)}

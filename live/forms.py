@@ -6,8 +6,22 @@ from django.conf import settings
 from service.realtime.channel_names import invalid_reason
 
 
+class ChannelNameField(forms.CharField):
+    """A channel name, checked as the protocol checks it (channel_names.invalid_reason)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=settings.TABCAST["MAX_CHANNEL_NAME"], **kwargs)
+
+    def clean(self, value):
+        channel = super().clean(value)
+        reason = invalid_reason(channel, settings.TABCAST["MAX_CHANNEL_NAME"])
+        if reason:
+            raise forms.ValidationError(reason)
+        return channel
+
+
 class TestEventForm(forms.Form):
-    channel = forms.CharField(max_length=settings.TABCAST["MAX_CHANNEL_NAME"], initial="my-channel")
+    channel = ChannelNameField(initial="my-channel")
     event = forms.CharField(max_length=settings.TABCAST["MAX_EVENT_NAME"], initial="test-event")
     data = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, initial='{"hello": "world"}',
                            help_text="Sent as is: JSON or any text")
@@ -15,13 +29,6 @@ class TestEventForm(forms.Form):
     def __init__(self, *args, max_bytes: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_bytes = max_bytes
-
-    def clean_channel(self):
-        channel = self.cleaned_data["channel"]
-        reason = invalid_reason(channel, settings.TABCAST["MAX_CHANNEL_NAME"])
-        if reason:
-            raise forms.ValidationError(reason)
-        return channel
 
     def clean_event(self):
         event = self.cleaned_data["event"]
@@ -41,16 +48,8 @@ class ChannelHistoryForm(forms.Form):
 
     LIMIT = 50
 
-    channel = forms.CharField(max_length=settings.TABCAST["MAX_CHANNEL_NAME"],
-                              help_text=f"The last {LIMIT} messages kept for this channel, with their positions")
+    channel = ChannelNameField(help_text=f"The last {LIMIT} messages kept for this channel, with their positions")
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "history_%s")  # the console's test-event form has a "channel" too
         super().__init__(*args, **kwargs)
-
-    def clean_channel(self):
-        channel = self.cleaned_data["channel"]
-        reason = invalid_reason(channel, settings.TABCAST["MAX_CHANNEL_NAME"])
-        if reason:
-            raise forms.ValidationError(reason)
-        return channel

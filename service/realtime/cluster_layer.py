@@ -48,11 +48,9 @@ channels_redis' pub/sub layer with pipelined PUBLISH stays the fast path.
 
 import asyncio
 import collections
-import hashlib
 import logging
 import math
 import uuid
-from collections.abc import Callable
 
 from channels.layers import BaseChannelLayer
 from channels_redis.serializers import registry
@@ -66,7 +64,8 @@ from redis.crc import key_slot
 
 from . import metrics, redis_connect, streams
 from .channel_names import CONTROL_GROUP
-from .outage import is_backend_failure
+from .outage import ConnectionLostListeners, is_backend_failure
+from .publish_batches import APPEND_AND_PUBLISH_SHA, PublishBatches
 from .streams import HistoryPage, Position, Stream
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,6 @@ SUBSCRIBE_TIMEOUT = 3.0  # seconds a shard has to confirm an SSUBSCRIBE before g
 REFRESH_INTERVAL = 0.25  # seconds between refreshes of the slot map while something fails
 REROUTE_DELAY = 0.1  # seconds between attempts to subscribe channels whose master went away
 LINK_CACHE_SIZE = 100_000  # shard channels whose master is remembered (slot map lookups cached)
-APPEND_AND_PUBLISH_SHA = hashlib.sha1(streams.APPEND_AND_PUBLISH.encode()).hexdigest()
 _REDIRECTED = (MovedError, AskError, TryAgainError)
 
 
@@ -84,7 +82,7 @@ def shard_channel(prefix: str, group: str) -> str:
     return f"{prefix}__group__{{{group}}}"
 
 
-class ClusterChannelLayer(BaseChannelLayer):
+class ClusterChannelLayer(ConnectionLostListeners, BaseChannelLayer):
     extensions = ["groups", "flush"]
 
     def __init__(self, url: str | None = None, prefix: str = "asgi", expiry: int = 60, capacity: int = 100,
@@ -97,7 +95,6 @@ class ClusterChannelLayer(BaseChannelLayer):
         self._serializer = registry.get_serializer(serializer_format,
                                                    symmetric_encryption_keys=symmetric_encryption_keys)
         self._connection_options = connection_options
-        self._lost_listeners: list[Callable[[BaseException], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- the Channels API ---
@@ -169,34 +166,16 @@ class ClusterChannelLayer(BaseChannelLayer):
         is recorded in the group's history and published with its position, one script)."""
         self._bind()
         name = self.shard_channel(group)
-        if stream is None:
-            payload = self._serializer.serialize(message)
-        else:
-            frame = message["frame"]
-            payload = (*streams.redis_keys(self.prefix, group), frame[:-1], stream.size, stream.ttl * 1000,
-                       streams.META_TTL * 1000, "SPUBLISH", name,
-                       self._serializer.serialize({k: v for k, v in message.items() if k != "frame"}))
         link = self._links_by_channel.get(name) or await self._link_for(name)
-        done = self._loop.create_future()
-        batch = self._batches.get(link)
-        if batch is None:
-            batch = self._batches[link] = []
-            sender = self._loop.create_task(self._send_batch(link))
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
-        batch.append((name, payload, done))
-        return await done
+        return await self._publishes.join(self._loop, link, group, name, message, stream)
 
     async def flush(self) -> None:
         """Close every connection and forget every channel and group (as channels_redis' flush)."""
         if self._loop is None:
             return
-        for task in (*self._senders, *([self._rerouter] if self._rerouter else [])):
-            task.cancel()
-        for batch in self._batches.values():
-            for *_, done in batch:
-                if not done.done():
-                    done.cancel()
+        if self._rerouter:
+            self._rerouter.cancel()
+        self._publishes.cancel()
         for link in list(self._links.values()):
             await link.close()
         await self._cluster.aclose()
@@ -204,11 +183,7 @@ class ClusterChannelLayer(BaseChannelLayer):
 
     close = flush
 
-    # --- what the broker checks ---
-
-    def on_connection_lost(self, listener: Callable[[BaseException], None]) -> None:
-        """Call ``listener(exc)`` whenever a subscriber connection fails (its subscriptions are gone)."""
-        self._lost_listeners.append(listener)
+    # --- what the broker checks (and on_connection_lost: ConnectionLostListeners) ---
 
     async def subscribers(self, group: str) -> int:
         """How many processes are subscribed to the group (PUBSUB SHARDNUMSUB on its master)."""
@@ -267,8 +242,8 @@ class ClusterChannelLayer(BaseChannelLayer):
         self._route: dict[str, _Link] = {}  # shard channel -> the link it is subscribed (or subscribing) on
         self._unrouted: set[str] = set()  # wanted shard channels subscribed nowhere (their master went away)
         self._locks: dict[str, asyncio.Lock] = {}  # shard channel -> its subscribe lock
-        self._batches: dict[_Link, list] = {}  # link -> [(shard channel, payload, future)]
-        self._senders: set[asyncio.Task] = set()
+        self._publishes = PublishBatches(self._send_batch, self._serializer.serialize, self.prefix,
+                                         sharded=True)  # per link
         self._background: set[asyncio.Task] = set()  # refreshes, closes (see _spawn)
         self._rerouter: asyncio.Task | None = None
         self._refreshed_at = -math.inf
@@ -318,7 +293,7 @@ class ClusterChannelLayer(BaseChannelLayer):
             self._beacons_moved()
         masters = {node.name for node in self._cluster.get_primaries()}
         for name, link in list(self._links.items()):
-            if name not in masters and link.subscriber is None and link not in self._batches \
+            if name not in masters and link.subscriber is None and link not in self._publishes.waiting \
                     and not link.lock.locked():
                 del self._links[name]
                 self._spawn(link.close())
@@ -472,68 +447,30 @@ class ClusterChannelLayer(BaseChannelLayer):
                     log.warning("re-subscribing after a cluster change failed: %r", exc)
                 await asyncio.sleep(REROUTE_DELAY)
 
-    def _connection_lost(self, exc: BaseException) -> None:
-        for listener in self._lost_listeners:
-            try:
-                listener(exc)
-            except Exception:  # noqa: BLE001 - a listener never stops the receive loop
-                log.exception("connection-lost listener failed")
-
     # --- publishing ---
 
     async def _send_batch(self, link: "_Link") -> None:
+        """The master's sender (publish_batches.py): its batch as one pipeline, once the link is free."""
+        publishes = self._publishes
         batch = None
         try:
             async with link.lock:
-                # Taken when the lock is ours, not when the task started: publishes that came
-                # meanwhile ride along.
-                batch = self._batches.pop(link)
-                pipeline = link.client.pipeline(transaction=False)
-                for name, payload, _ in batch:
-                    if isinstance(payload, tuple):  # a recorded publish (group_send's stream)
-                        pipeline.evalsha(APPEND_AND_PUBLISH_SHA, 2, *payload)
-                    else:
-                        pipeline.spublish(name, payload)
+                batch = publishes.take(link)
+                pipeline = publishes.pipeline(link.client, batch)
                 with metrics.timed_redis("publish"):
                     replies = await pipeline.execute(raise_on_error=False)
-                    if any(isinstance(reply, NoScriptError) for reply in replies):
-                        replies = await self._load_and_retry(link, batch, replies)
+                    if any(isinstance(reply, NoScriptError) for reply in replies):  # restarted, or promoted
+                        replies = await publishes.retry_lost_scripts(link.client, batch, replies)
                     if any(isinstance(reply, _REDIRECTED) for reply in replies):
                         replies = await self._redirected(batch, replies)
         except BaseException as exc:
-            for *_, done in batch if batch is not None else self._batches.pop(link, ()):
-                if done.done():
-                    continue
-                if isinstance(exc, Exception):
-                    done.set_exception(exc)
-                else:
-                    done.cancel()
+            publishes.fail(link, batch, exc)
             if not isinstance(exc, Exception):
                 raise  # cancelled: the loop is closing
             self._links_by_channel.clear()
             self._refresh_soon()  # the master may have failed over
             return
-        for (*_, done), reply in zip(batch, replies, strict=True):
-            if not done.done():
-                if isinstance(reply, Exception):
-                    done.set_exception(reply)
-                else:
-                    done.set_result(reply)
-
-    @staticmethod
-    async def _load_and_retry(link: "_Link", batch: list, replies: list) -> list:
-        """The master lost its scripts (restarted, or a replica just promoted): load, run those again.
-
-        Only the ones that failed ran not at all, so none is recorded twice."""
-        await link.client.script_load(streams.APPEND_AND_PUBLISH)
-        retry = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        pipeline = link.client.pipeline(transaction=False)
-        for i in retry:
-            pipeline.evalsha(APPEND_AND_PUBLISH_SHA, 2, *batch[i][1])
-        replies = list(replies)
-        for i, reply in zip(retry, await pipeline.execute(raise_on_error=False), strict=True):
-            replies[i] = reply
-        return replies
+        publishes.settle(batch, replies)
 
     async def _redirected(self, batch: list, replies: list) -> list:
         """Publishes answered MOVED/ASK/TRYAGAIN: send them through redis-py's cluster client,

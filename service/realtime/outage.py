@@ -12,6 +12,7 @@ once) is logged as one line, at most once per ``SUMMARY_EVERY`` seconds.
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +109,24 @@ class Outage:
 
 # The process's Redis (channel layer and state backend share it).
 redis_outage = Outage("Redis")
+
+
+class ConnectionLostListeners:
+    """Mixin of the Redis channel layers (redis_layer.py, cluster_layer.py): ``on_connection_lost``
+    listeners, told by ``_connection_lost(exc)`` whenever a subscriber connection fails (its
+    subscriptions are gone: the broker answers 503 until delivery works again)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lost_listeners: list[Callable[[BaseException], None]] = []
+
+    def on_connection_lost(self, listener: Callable[[BaseException], None]) -> None:
+        """Call ``listener(exc)`` whenever a subscriber connection fails (its subscriptions are gone)."""
+        self._lost_listeners.append(listener)
+
+    def _connection_lost(self, exc: BaseException) -> None:
+        for listener in self._lost_listeners:
+            try:
+                listener(exc)
+            except Exception:  # noqa: BLE001 - a listener never stops the receive loop
+                log.exception("connection-lost listener failed")

@@ -24,9 +24,7 @@ channels_redis' own ``on_disconnect``/``on_reconnect`` hooks are never called
 """
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Callable
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close, decode_hosts
@@ -34,31 +32,16 @@ from channels_redis.utils import _wrap_close, decode_hosts
 from redis.exceptions import NoScriptError
 
 from . import metrics, streams
-from .outage import is_backend_failure
+from .outage import ConnectionLostListeners, is_backend_failure
+from .publish_batches import PublishBatches
 from .streams import HistoryPage, Position, Stream
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 0.1  # seconds between attempts of the subscriber connection to reach Redis again
-APPEND_AND_PUBLISH_SHA = hashlib.sha1(streams.APPEND_AND_PUBLISH.encode()).hexdigest()
 
 
-class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._lost_listeners: list[Callable[[BaseException], None]] = []
-
-    def on_connection_lost(self, listener: Callable[[BaseException], None]) -> None:
-        """Call ``listener(exc)`` whenever a subscriber connection fails (its subscriptions are gone)."""
-        self._lost_listeners.append(listener)
-
-    def _connection_lost(self, exc: BaseException) -> None:
-        for listener in self._lost_listeners:
-            try:
-                listener(exc)
-            except Exception:  # noqa: BLE001 - a listener never stops the receive loop
-                log.exception("connection-lost listener failed")
-
+class PipelinedPubSubChannelLayer(ConnectionLostListeners, RedisPubSubChannelLayer):
     def _get_layer(self):
         # As the base class does (one layer per event loop, closed with its loop), but with
         # the pipelining layer.
@@ -74,8 +57,7 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, hosts=None, *args, **kwargs):
         super().__init__(hosts, *args, **kwargs)
         self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
-        self._batches: dict[object, list] = {}  # shard -> [(group channel, payload, future)]
-        self._senders: set[asyncio.Task] = set()  # running _send_batch tasks (asyncio keeps only weak refs)
+        self._publishes = PublishBatches(self._send_batch, self.channel_layer.serialize, self.prefix)  # per shard
         self._read_scripts: dict[object, object] = {}  # shard -> its registered streams.READ
 
     async def group_send(self, group, message, stream: Stream | None = None):
@@ -84,23 +66,8 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
         With ``stream`` it is streams.APPEND_AND_PUBLISH instead: the frame is recorded in the
         channel's history and published with its position, in one script (streams.py)."""
         group_channel = self._get_group_channel_name(group)
-        shard = self._get_shard(group_channel)
-        if stream is None:
-            payload = self.channel_layer.serialize(message)
-        else:
-            frame = message["frame"]
-            payload = (*streams.redis_keys(self.prefix, group), frame[:-1], stream.size, stream.ttl * 1000,
-                       streams.META_TTL * 1000, "PUBLISH", group_channel,
-                       self.channel_layer.serialize({k: v for k, v in message.items() if k != "frame"}))
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        batch = self._batches.get(shard)
-        if batch is None:
-            batch = self._batches[shard] = []
-            sender = loop.create_task(self._send_batch(shard))
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
-        batch.append((group_channel, payload, done))
+        done = self._publishes.join(asyncio.get_running_loop(), self._get_shard(group_channel), group, group_channel,
+                                    message, stream)
         return await done  # PUBLISH's reply: how many Redis subscribers (processes) got it
 
     async def subscribers(self, group) -> int:
@@ -117,58 +84,25 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
         return group_channel in self._get_shard(group_channel).confirmed
 
     async def _send_batch(self, shard) -> None:
+        """The shard's sender (publish_batches.py): its batch as one pipeline, once the shard is free."""
+        publishes = self._publishes
         batch = None
         try:
             async with shard._lock:  # noqa: SLF001 - the lock channels_redis serializes a shard's commands with
-                # Taken when the lock is ours, not when the task started: publishes that came
-                # meanwhile ride along.
-                batch = self._batches.pop(shard)
+                batch = publishes.take(shard)
                 shard._ensure_redis()  # noqa: SLF001
-                pipeline = shard._redis.pipeline(transaction=False)  # noqa: SLF001
-                for group_channel, payload, _ in batch:
-                    if isinstance(payload, tuple):  # a recorded publish (group_send's stream)
-                        pipeline.evalsha(APPEND_AND_PUBLISH_SHA, 2, *payload)
-                    else:
-                        pipeline.publish(group_channel, payload)
+                redis = shard._redis  # noqa: SLF001
+                pipeline = publishes.pipeline(redis, batch)
                 with metrics.timed_redis("publish"):
                     receivers = await pipeline.execute(raise_on_error=False)
-                    if any(isinstance(reply, NoScriptError) for reply in receivers):
-                        receivers = await self._load_and_retry(shard, batch, receivers)
+                    if any(isinstance(reply, NoScriptError) for reply in receivers):  # Redis restarted
+                        receivers = await publishes.retry_lost_scripts(redis, batch, receivers)
         except BaseException as exc:
-            for *_, done in batch if batch is not None else self._batches.pop(shard, ()):
-                if done.done():
-                    continue
-                if isinstance(exc, Exception):
-                    done.set_exception(exc)
-                else:
-                    done.cancel()
+            publishes.fail(shard, batch, exc)
             if not isinstance(exc, Exception):
                 raise  # cancelled: the loop is closing
             return
-        for (*_, done), count in zip(batch, receivers, strict=True):
-            if not done.done():
-                if isinstance(count, Exception):
-                    done.set_exception(count)
-                else:
-                    done.set_result(count)
-
-    @staticmethod
-    async def _load_and_retry(shard, batch, replies: list) -> list:
-        """Redis lost its scripts (it restarted): load the script, run the recorded publishes again.
-
-        Only the ones that failed ran not at all, so none is recorded twice. They now land after
-        the plain publishes of their batch: the receiving processes order a channel's recorded
-        messages by offset anyway (node.py)."""
-        redis = shard._redis  # noqa: SLF001
-        await redis.script_load(streams.APPEND_AND_PUBLISH)
-        retry = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        pipeline = redis.pipeline(transaction=False)
-        for i in retry:
-            pipeline.evalsha(APPEND_AND_PUBLISH_SHA, 2, *batch[i][1])
-        replies = list(replies)
-        for i, reply in zip(retry, await pipeline.execute(raise_on_error=False), strict=True):
-            replies[i] = reply
-        return replies
+        publishes.settle(batch, receivers)
 
     async def read_stream(self, group: str, since: Position | None, limit: int) -> HistoryPage:
         """streams.READ on the shard that carries the group (one round trip)."""

@@ -49,11 +49,34 @@ def wait_new_socket(pages, old: str) -> None:
                                "tabcast.connection.socket_id !== old", arg=old, timeout=30_000)
 
 
-def publishing(app: dict, first: int, last: int) -> threading.Thread:
-    """Publish ``first``..``last`` in the background (the test changes hubs meanwhile)."""
-    thread = threading.Thread(target=publish_numbered, args=(app, CHANNEL, first, last))
-    thread.start()
-    return thread
+def restore_and_check_the_resume(app: dict, link, pages) -> None:
+    """Restore the link after 11..210 were published: each page resumes once, recovering those
+    200, and gets 1..215 each once, in order."""
+    link.restore()
+    wait_resumed(pages)
+    publish_numbered(app, CHANNEL, 211, 215)
+
+    for page in pages:
+        assert wait_for_number(page, CHANNEL, 215) == list(range(1, 216))
+        assert resumes(page, CHANNEL) == [{"recovered": True, "missed": 200}]
+
+
+def hub_lost_while_publishing(app: dict, pages, lose_hub) -> None:
+    """Publish 1..200 in the background and ``lose_hub()`` once the first page got 30 of them;
+    then every page gets a new socket, one resume that recovers, and 1..205 each once in order."""
+    old_socket = pages[0].evaluate("tabcast.connection.socket_id")
+    publisher = threading.Thread(target=publish_numbered, args=(app, CHANNEL, 1, 200))
+    publisher.start()
+    pages[0].wait_for_function("c => eventsOf(c, 'n').length >= 30", arg=CHANNEL)
+    lose_hub()
+    publisher.join()
+    wait_new_socket(pages, old_socket)
+    wait_resumed(pages)
+    publish_numbered(app, CHANNEL, 201, 205)
+
+    for page in pages:
+        assert wait_for_number(page, CHANNEL, 205) == list(range(1, 206))
+        assert [r["recovered"] for r in resumes(page, CHANNEL)] == [True]
 
 
 def test_every_tab_of_a_shared_worker_gets_what_the_socket_missed_once_in_order(
@@ -69,13 +92,7 @@ def test_every_tab_of_a_shared_worker_gets_what_the_socket_missed_once_in_order(
 
     cut(link, pages)
     publish_numbered(app, CHANNEL, 11, 210)
-    link.restore()
-    wait_resumed(pages)
-    publish_numbered(app, CHANNEL, 211, 215)
-
-    for page in pages:
-        assert wait_for_number(page, CHANNEL, 215) == list(range(1, 216))
-        assert resumes(page, CHANNEL) == [{"recovered": True, "missed": 200}]
+    restore_and_check_the_resume(app, link, pages)
     wait_for_stats(server, app["key"], connections=1, tabs=5)  # one socket resumed for all five
 
 
@@ -94,22 +111,12 @@ def test_a_restarted_shared_worker_resumes_from_the_positions_its_tabs_hand_it(
     query = {"workerUrl": worker_url} if worker_url else {}
     pages = open_tabs(new_context(), site.url(key=app["key"], **query), 5)
     listen_and_wait(pages, CHANNEL)
-    old_socket = pages[0].evaluate("tabcast.connection.socket_id")
     cdp = browser.new_browser_cdp_session()
     worker = shared_worker_target(cdp, app["key"])
 
-    publisher = publishing(app, 1, 200)
-    pages[0].wait_for_function("c => eventsOf(c, 'n').length >= 30", arg=CHANNEL)
-    cdp.send("Target.closeTarget", {"targetId": worker})  # the worker dies, its ports stay silent
-    publisher.join()
-    # Each tab learns the worker is gone (its lock), starts a new one and tells it its positions.
-    wait_new_socket(pages, old_socket)
-    wait_resumed(pages)
-    publish_numbered(app, CHANNEL, 201, 205)
-
-    for page in pages:
-        assert wait_for_number(page, CHANNEL, 205) == list(range(1, 206))
-        assert [r["recovered"] for r in resumes(page, CHANNEL)] == [True]
+    # The worker dies, its ports stay silent. Each tab learns the worker is gone (its lock),
+    # starts a new one and tells it its positions.
+    hub_lost_while_publishing(app, pages, lambda: cdp.send("Target.closeTarget", {"targetId": worker}))
     assert shared_worker_target(cdp, app["key"]) != worker
     wait_for_stats(server, app["key"], connections=1, tabs=5)
 
@@ -134,13 +141,7 @@ def test_a_new_leader_tab_resumes_what_was_missed_while_disconnected(server, cut
     leader.close()  # the next tab in the Web Lock queue becomes the hub, still offline
     wait_until(lambda: len(leaders(followers)) == 1, 10, what="a new leader tab")
     publish_numbered(app, CHANNEL, 111, 210)
-    link.restore()
-    wait_resumed(followers)
-    publish_numbered(app, CHANNEL, 211, 215)
-
-    for page in followers:
-        assert wait_for_number(page, CHANNEL, 215) == list(range(1, 216))
-        assert resumes(page, CHANNEL) == [{"recovered": True, "missed": 200}]
+    restore_and_check_the_resume(app, link, followers)
     wait_for_stats(server, app["key"], connections=1, tabs=4)
 
 
@@ -150,19 +151,7 @@ def test_a_new_leader_tab_resumes_when_the_leader_closes_while_messages_flow(ser
     listen_and_wait(pages, CHANNEL)
     (leader,) = leaders(pages)
     followers = [page for page in pages if page is not leader]
-    old_socket = followers[0].evaluate("tabcast.connection.socket_id")
-
-    publisher = publishing(app, 1, 200)
-    followers[0].wait_for_function("c => eventsOf(c, 'n').length >= 30", arg=CHANNEL)
-    leader.close()
-    publisher.join()
-    wait_new_socket(followers, old_socket)
-    wait_resumed(followers)
-    publish_numbered(app, CHANNEL, 201, 205)
-
-    for page in followers:
-        assert wait_for_number(page, CHANNEL, 205) == list(range(1, 206))
-        assert [r["recovered"] for r in resumes(page, CHANNEL)] == [True]
+    hub_lost_while_publishing(app, followers, leader.close)
 
 
 def test_a_tab_joining_the_shared_socket_is_not_replayed_what_it_did_not_miss(server, cuttable, new_context):

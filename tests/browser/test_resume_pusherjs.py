@@ -67,9 +67,10 @@ def site():
 
 @pytest.fixture
 def pusherjs_page(server, site, network_link, new_context):
-    """``pusherjs_page(app)`` -> (page, link): a page running the recipe, its socket through ``link``."""
+    """``pusherjs_page(app, received)`` -> (page, link): a page running the recipe, its socket
+    through ``link``, once it received the events 1..``received`` published on the channel."""
 
-    def make(app: dict):
+    def make(app: dict, received: int):
         link = network_link(server.port)
         options = {"cluster": "", "wsHost": "127.0.0.1", "wsPort": link.port, "forceTLS": False,
                    "enabledTransports": ["ws"]}
@@ -79,33 +80,30 @@ def pusherjs_page(server, site, network_link, new_context):
         page = new_context().new_page()
         page.goto(f"http://127.0.0.1:{site.server_address[1]}{page_path}")
         page.wait_for_function("c => pusher.channel(c).subscribed", arg=CHANNEL)
+        publish_numbered(app, CHANNEL, 1, received)
+        wait_for_number(page, CHANNEL, received)
         return page, link
 
     return make
 
 
-def cut(link, page) -> None:
+def cut_and_resume(link, page, resumed: int, while_cut=None) -> None:
+    """Cut the page's socket, call ``while_cut()`` while it is down, restore the link and wait
+    for the page's ``resumed``-th tabcast:resumed."""
     link.cut()
     page.wait_for_function("() => pusher.connection.state !== 'connected'")
+    if while_cut is not None:
+        while_cut()
     link.restore()
-
-
-def wait_resumed(page, count: int) -> None:
-    page.wait_for_function("([c, n]) => eventsOf(c, 'tabcast:resumed').length >= n", arg=[CHANNEL, count],
+    page.wait_for_function("([c, n]) => eventsOf(c, 'tabcast:resumed').length >= n", arg=[CHANNEL, resumed],
                            timeout=45_000)  # pusher-js waits out its own reconnection delays
 
 
 def test_pusherjs_with_the_recipe_gets_what_it_missed_once_in_order(server, pusherjs_page):
     app = server.create_app("resume-pusherjs", history_size=500)
-    page, link = pusherjs_page(app)
-    publish_numbered(app, CHANNEL, 1, 10)
-    wait_for_number(page, CHANNEL, 10)
+    page, link = pusherjs_page(app, received=10)
 
-    link.cut()
-    page.wait_for_function("() => pusher.connection.state !== 'connected'")
-    publish_numbered(app, CHANNEL, 11, 60)
-    link.restore()
-    wait_resumed(page, 1)
+    cut_and_resume(link, page, 1, while_cut=lambda: publish_numbered(app, CHANNEL, 11, 60))
     publish_numbered(app, CHANNEL, 61, 65)
     assert wait_for_number(page, CHANNEL, 65) == list(range(1, 66))
     assert resumes(page, CHANNEL) == [{"recovered": True, "missed": 50}]
@@ -121,21 +119,15 @@ def test_pusherjs_with_the_recipe_gets_what_it_missed_once_in_order(server, push
 
 def test_pusherjs_with_the_recipe_is_told_when_messages_are_lost(server, pusherjs_page):
     app = server.create_app("resume-pusherjs-lost", history_size=5)
-    page, link = pusherjs_page(app)
-    publish_numbered(app, CHANNEL, 1, 1)
-    wait_for_number(page, CHANNEL, 1)
+    page, link = pusherjs_page(app, received=1)
 
-    link.cut()
-    page.wait_for_function("() => pusher.connection.state !== 'connected'")
-    publish_numbered(app, CHANNEL, 2, 21)  # 20 messages, history keeps 5
-    link.restore()
-    wait_resumed(page, 1)
+    # 20 messages while the socket is down; the history keeps 5.
+    cut_and_resume(link, page, 1, while_cut=lambda: publish_numbered(app, CHANNEL, 2, 21))
     assert resumes(page, CHANNEL) == [{"recovered": False, "missed": 0, "reason": "too_old"}]
     assert page.evaluate("reloads") == 1
 
     # The next drop resumes from the stream's current position: nothing lost.
-    cut(link, page)
-    wait_resumed(page, 2)
+    cut_and_resume(link, page, 2)
     assert resumes(page, CHANNEL)[1] == {"recovered": True, "missed": 0}
     publish_numbered(app, CHANNEL, 22, 22)
     assert wait_for_number(page, CHANNEL, 22) == [1, 22]

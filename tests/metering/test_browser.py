@@ -1,49 +1,21 @@
 """In Chromium: a new customer's demo tabs show up live as 1 connection and N clients, and the
 debug console shows a test event published from it. Screenshots go to test-artifacts/."""
 
-import re
 from pathlib import Path
 
 import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 DEMO_TABS = 4  # the demo opens 3 tabs; the test adds one
 
 
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: bin/test installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.mark.browser
-def test_overview_and_console_live_through_tabcast(tabcast, browser):
+def test_overview_and_console_live_through_tabcast(tabcast, signed_up_with_an_app):
     server = tabcast
     ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1360, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15000)
-
-    page.goto(f"{server.http}/signup/")
-    page.fill("input[name=email]", "ada@usage-page.test")
-    page.fill("input[name=password]", "a long enough passphrase")
-    page.fill("input[name=team]", "Analytical Engines")
-    page.click("main button[type=submit]")
-    page.goto(f"{server.http}/dashboard/apps/new/")
-    page.fill("input[name=name]", "Storefront")
-    page.click("main button[type=submit]")
-    page.wait_for_url(re.compile(r"/dashboard/apps/\d+/$"))
-    app_id = int(re.search(r"/apps/(\d+)/", page.url).group(1))
-    key = page.locator("[data-app-key]").inner_text().strip()
+    page, app_id, key = signed_up_with_an_app("ada@usage-page.test", team="Analytical Engines",
+                                              viewport={"width": 1360, "height": 1000})
+    context = page.context
 
     demo = context.new_page()
     demo.goto(f"{server.http}/demo/?key={key}")

@@ -5,47 +5,14 @@ card shows one number."""
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
 from tests.support.processes import wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 LONG_ORIGIN = "https://" + "a-rather-long-subdomain-" * 4 + "of." + "customer-" * 6 + "example.com"
 LONG_CHANNEL = "orders-" + "0123456789abcdef" * 9
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: bin/test installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def signed_up_with_an_app(server, browser, email: str):
-    """A 1280 px wide page of a new customer with one app: (page, app id, key)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    page.goto(f"{server.http}/signup/")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", "a long enough passphrase")
-    page.click("main button[type=submit]")
-    page.goto(f"{server.http}/dashboard/apps/new/")
-    page.fill("input[name=name]", "Storefront")
-    page.click("main button[type=submit]")
-    page.wait_for_url(re.compile(r"/dashboard/apps/\d+/$"))
-    app_id = int(re.search(r"/apps/(\d+)/", page.url).group(1))
-    return page, app_id, page.locator("[data-app-key]").inner_text().strip()
 
 
 OVERFLOW = """() => {
@@ -59,8 +26,8 @@ OVERFLOW = """() => {
 
 
 @pytest.mark.browser
-def test_console_wraps_long_values_and_keeps_its_events_across_a_reload(tabcast, browser):
-    page, app_id, key = signed_up_with_an_app(tabcast, browser, "wrap@console.test")
+def test_console_wraps_long_values_and_keeps_its_events_across_a_reload(tabcast, signed_up_with_an_app):
+    page, app_id, key = signed_up_with_an_app("wrap@console.test")  # 1280 px wide
     page.goto(f"{tabcast.http}/dashboard/apps/{app_id}/console/")
     page.wait_for_selector("#live-state.badge--on")
 
@@ -102,8 +69,8 @@ def test_console_wraps_long_values_and_keeps_its_events_across_a_reload(tabcast,
 
 
 @pytest.mark.browser
-def test_usage_chart_starts_filled_from_the_recorded_last_minutes(tabcast, browser):
-    page, app_id, key = signed_up_with_an_app(tabcast, browser, "filled@usage.test")
+def test_usage_chart_starts_filled_from_the_recorded_last_minutes(tabcast, signed_up_with_an_app):
+    page, app_id, key = signed_up_with_an_app("filled@usage.test")
     usage_url = f"{tabcast.http}/dashboard/apps/{app_id}/usage/"
 
     def recorded():

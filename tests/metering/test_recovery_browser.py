@@ -3,45 +3,16 @@ messages kept for a channel with their positions, and the usage page's "Message 
 follows the usage API."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.support.processes import wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: bin/test installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
 
 @pytest.mark.browser
-def test_console_history_and_usage_recovery_card(tabcast, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15000)
+def test_console_history_and_usage_recovery_card(tabcast, signed_up_with_an_app):
     errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{tabcast.http}/signup/")
-    page.fill("input[name=email]", "history@console.test")
-    page.fill("input[name=password]", "a long enough passphrase")
-    page.click("main button[type=submit]")
-    page.goto(f"{tabcast.http}/dashboard/apps/new/")
-    page.fill("input[name=name]", "Storefront")
-    page.click("main button[type=submit]")
-    page.wait_for_url(re.compile(r"/dashboard/apps/\d+/$"))
-    app_id = int(re.search(r"/apps/(\d+)/", page.url).group(1))
+    page, app_id, _ = signed_up_with_an_app("history@console.test", page_errors=errors)
 
     page.goto(f"{tabcast.http}/dashboard/apps/{app_id}/console/")
     for i in range(2):  # the console's own test events, published by the server
@@ -78,4 +49,4 @@ def test_console_history_and_usage_recovery_card(tabcast, browser):
     assert page.locator("#kpi-stored-messages").inner_text() == "2"
     assert "This app keeps 100 messages per channel for 120 s" in page.locator("#history-settings").inner_text()
     assert errors == []
-    context.close()
+    page.context.close()

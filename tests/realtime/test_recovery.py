@@ -12,7 +12,7 @@ import pytest
 
 from service.realtime import signatures
 from tests.support.processes import TabcastProcess
-from tests.support.raw import RawClient, data_of
+from tests.support.raw import RawClient, channel_frames, data_of, subscribed
 
 MAX_REPLAY = 300
 
@@ -58,26 +58,12 @@ def epoch(frame: dict) -> str:
     return frame["position"].split(":")[0]
 
 
-async def channel_frames(client: RawClient, channel: str, count: int, timeout: float = 10) -> list[dict]:
-    """The next ``count`` frames of ``channel`` (skipping pongs and other channels)."""
-    frames = []
-    async with asyncio.timeout(timeout):
-        while len(frames) < count:
-            frame = await client.recv(timeout)
-            if frame.get("channel") == channel:
-                frames.append(frame)
-    return frames
 
 
-async def subscribed(server, app, channel: str, **data) -> tuple[RawClient, dict]:
-    client = await RawClient.established(server, app["key"])
-    answer = await client.subscribe(channel, **data)
-    assert answer["event"] == "pusher_internal:subscription_succeeded", answer
-    return client, answer
 
 
 async def test_frames_carry_consecutive_positions_from_the_subscribe_position(server, app, http):
-    client, answer = await subscribed(server, app, "orders")
+    client, answer = await subscribed(server, app["key"], "orders")
     assert answer["position"].endswith(":0")  # a new stream
     for n in range(3):
         await publish(http, "orders", f"m{n}")
@@ -85,19 +71,19 @@ async def test_frames_carry_consecutive_positions_from_the_subscribe_position(se
     assert [f["data"] for f in frames] == ["m0", "m1", "m2"]
     assert [offset(f) for f in frames] == [1, 2, 3]
     assert {epoch(f) for f in frames} == {epoch(answer)}
-    later, answer = await subscribed(server, app, "orders")
+    later, answer = await subscribed(server, app["key"], "orders")
     assert answer["position"] == frames[-1]["position"]  # a new subscriber starts after what was sent
     await client.close(), await later.close()
 
 
 async def test_resume_replays_what_was_missed_then_goes_live(server, app, http):
-    client, answer = await subscribed(server, app, "news")
+    client, answer = await subscribed(server, app["key"], "news")
     await publish(http, "news", "seen")
     [seen] = await channel_frames(client, "news", 1)
     await client.close()
     for n in range(5):
         await publish(http, "news", f"missed{n}")
-    client, answer = await subscribed(server, app, "news", position=seen["position"])
+    client, answer = await subscribed(server, app["key"], "news", position=seen["position"])
     assert answer["position"] == seen["position"]
     replay = await channel_frames(client, "news", 6)
     assert [f["data"] for f in replay[:5]] == [f"missed{n}" for n in range(5)]
@@ -112,9 +98,9 @@ async def test_resume_replays_what_was_missed_then_goes_live(server, app, http):
 
 async def test_resume_from_the_current_position_recovers_nothing_missed(server, app, http):
     await publish(http, "quiet", "one")
-    client, answer = await subscribed(server, app, "quiet")
+    client, answer = await subscribed(server, app["key"], "quiet")
     await client.close()
-    client, again = await subscribed(server, app, "quiet", position=answer["position"])
+    client, again = await subscribed(server, app["key"], "quiet", position=answer["position"])
     [resumed] = await channel_frames(client, "quiet", 1)
     assert resumed["event"] == "tabcast:resumed" and data_of(resumed) == {"recovered": True, "missed": 0}
     await client.close()
@@ -129,11 +115,11 @@ async def test_resume_from_the_current_position_recovers_nothing_missed(server, 
 ])
 async def test_unrecoverable_positions_are_told_and_still_subscribed(server, app, http, position, reason):
     await publish(http, "prices", "before")
-    client, answer = await subscribed(server, app, "prices")
+    client, answer = await subscribed(server, app["key"], "prices")
     await client.close()
     if position is None:  # ahead of the stream
         position = f"{epoch(answer)}:{offset(answer) + 5}"
-    client, again = await subscribed(server, app, "prices", position=position)
+    client, again = await subscribed(server, app["key"], "prices", position=position)
     [resumed] = await channel_frames(client, "prices", 1)
     assert resumed["event"] == "tabcast:resumed"
     assert data_of(resumed) == {"recovered": False, "missed": 0, "reason": reason}
@@ -145,11 +131,11 @@ async def test_unrecoverable_positions_are_told_and_still_subscribed(server, app
 
 
 async def test_a_position_older_than_the_history_is_too_old(server, app, http):
-    client, answer = await subscribed(server, app, "busy")
+    client, answer = await subscribed(server, app["key"], "busy")
     await client.close()
     for n in range(105):  # the default history keeps 100 messages
         await publish(http, "busy", str(n))
-    client, _ = await subscribed(server, app, "busy", position=answer["position"])
+    client, _ = await subscribed(server, app["key"], "busy", position=answer["position"])
     [resumed] = await channel_frames(client, "busy", 1)
     assert data_of(resumed) == {"recovered": False, "missed": 0, "reason": "too_old"}
     await client.close()
@@ -157,10 +143,10 @@ async def test_a_position_older_than_the_history_is_too_old(server, app, http):
 
 async def test_more_than_the_replay_cap_is_too_many(server, app, http):
     server.update_app(app["app_id"], history_size=MAX_REPLAY + 50)
-    client, answer = await subscribed(server, app, "firehose")
+    client, answer = await subscribed(server, app["key"], "firehose")
     await client.close()
     await asyncio.gather(*(publish(http, "firehose", str(n)) for n in range(MAX_REPLAY + 1)))
-    client, _ = await subscribed(server, app, "firehose", position=answer["position"])
+    client, _ = await subscribed(server, app["key"], "firehose", position=answer["position"])
     [resumed] = await channel_frames(client, "firehose", 1)
     assert data_of(resumed) == {"recovered": False, "missed": 0, "reason": "too_many"}
     await client.close()
@@ -172,7 +158,7 @@ async def test_the_seam_under_concurrent_publishing_has_no_gap_and_no_duplicate(
     Across all its sockets it must receive every offset exactly once, in order, and each resume says
     it recovered everything."""
     total = 1000
-    client, answer = await subscribed(server, app, "ticker")
+    client, answer = await subscribed(server, app["key"], "ticker")
     received: list[dict] = []
     position = answer["position"]
     publishing = asyncio.Event()
@@ -203,7 +189,7 @@ async def test_the_seam_under_concurrent_publishing_has_no_gap_and_no_duplicate(
         position = frame["position"]
         if len(received) % 40 == 0 and len(received) < total - 100:
             client.ws.transport.abort()  # the network drops the socket mid-stream
-            client, again = await subscribed(server, app, "ticker", position=position)
+            client, again = await subscribed(server, app["key"], "ticker", position=position)
             assert again["position"] == position
     await task
     await client.close()
@@ -260,12 +246,12 @@ async def test_private_client_events_are_positioned_and_replayed(server, app, ht
 
 async def test_cache_channels_send_the_cached_event_unless_the_resume_recovered(server, app, http):
     await publish(http, "cache-score", "1-0")
-    fresh, answer = await subscribed(server, app, "cache-score")
+    fresh, answer = await subscribed(server, app["key"], "cache-score")
     [cached] = await channel_frames(fresh, "cache-score", 1)
     assert cached["data"] == "1-0"
     await fresh.close()
     await publish(http, "cache-score", "2-0")
-    client, _ = await subscribed(server, app, "cache-score", position=answer["position"])
+    client, _ = await subscribed(server, app["key"], "cache-score", position=answer["position"])
     frames = await channel_frames(client, "cache-score", 2)
     assert frames[0]["data"] == "2-0" and frames[1]["event"] == "tabcast:resumed"
     await client.close()
@@ -273,7 +259,7 @@ async def test_cache_channels_send_the_cached_event_unless_the_resume_recovered(
 
 async def test_history_off_sends_no_positions(server, app, http):
     server.update_app(app["app_id"], history_size=0)
-    client, answer = await subscribed(server, app, "plain", position="abc:1")
+    client, answer = await subscribed(server, app["key"], "plain", position="abc:1")
     assert "position" not in answer
     await publish(http, "plain", "x")
     [frame] = await channel_frames(client, "plain", 1)

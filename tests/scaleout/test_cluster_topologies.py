@@ -13,7 +13,8 @@ import pytest
 from tests.billing.conftest import pair  # noqa: F401 - the fixture, on this module's redis_url
 from tests.billing.test_quota_cluster import test_traffic_through_one_process_uses_up_the_quota_on_every_process  # noqa: F401
 from tests.metering.test_metering_e2e import test_two_processes_on_redis_count_each_delivery_once  # noqa: F401
-from tests.realtime.test_held_webhooks import HOOK_ENV
+# cluster: processes A and B on this module's redis_url, webhooks held as test_held_webhooks.py wants.
+from tests.realtime.test_held_webhooks import cluster  # noqa: F401 - the fixture
 from tests.realtime.test_held_webhooks import test_a_return_on_another_process_cancels_the_held_vacated  # noqa: F401
 from tests.scaleout.test_cross_process import (  # noqa: F401
     test_a_killed_process_drops_out_of_members_and_counts,
@@ -25,8 +26,6 @@ from tests.scaleout.test_cross_process import (  # noqa: F401
 )
 from tests.support.redis_topologies import ClusterTopology, SentinelTopology
 
-from .conftest import Cluster
-
 pytestmark = pytest.mark.redis
 
 
@@ -37,15 +36,6 @@ def redis_url(request):
     topology.start()
     yield topology.url
     topology.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(redis_url):
-    """Two processes, A and B, on the topology (webhooks held as test_held_webhooks.py wants)."""
-    cluster = Cluster(redis_url)
-    cluster.a, cluster.b = cluster.start(**HOOK_ENV), cluster.start(**HOOK_ENV)
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import redis
 from service.realtime import protocol, streams
 from service.realtime.channel_names import group_name
 from service.realtime.node import PUBLISH
-from tests.support.raw import RawClient, data_of
+from tests.support.raw import RawClient, channel_frames, data_of, subscribed
 
 from .conftest import on
 
@@ -32,21 +32,8 @@ async def publish(http, channel: str, data: str) -> None:
     assert response.status_code == 200, response.text
 
 
-async def frames_of(client: RawClient, channel: str, count: int) -> list[dict]:
-    frames = []
-    async with asyncio.timeout(10):
-        while len(frames) < count:
-            frame = await client.recv(10)
-            if frame.get("channel") == channel:
-                frames.append(frame)
-    return frames
 
 
-async def subscribed(server, app, channel: str, **data) -> tuple[RawClient, dict]:
-    client = await RawClient.established(server, app["key"])
-    answer = await client.subscribe(channel, **data)
-    assert answer["event"] == "pusher_internal:subscription_succeeded", answer
-    return client, answer
 
 
 def record_without_delivering(server, app, channel: str, data: str, size: int = 100) -> None:
@@ -62,11 +49,11 @@ def record_without_delivering(server, app, channel: str, data: str, size: int = 
 
 
 async def test_a_message_recorded_but_never_delivered_arrives_before_the_next_one(cluster, app, http):
-    client, _ = await subscribed(cluster.a, app, "orders")
+    client, _ = await subscribed(cluster.a, app["key"], "orders")
     await publish(http, "orders", "first")
     record_without_delivering(cluster.a, app, "orders", "lost-in-transit")
     await publish(http, "orders", "third")
-    frames = await frames_of(client, "orders", 3)
+    frames = await channel_frames(client, "orders", 3)
     assert [f["data"] for f in frames] == ["first", "lost-in-transit", "third"]
     assert [f["position"].split(":")[1] for f in frames] == ["1", "2", "3"]
     await client.ping_pong()  # and no tabcast:resumed came: nothing was lost
@@ -75,12 +62,12 @@ async def test_a_message_recorded_but_never_delivered_arrives_before_the_next_on
 
 async def test_a_gap_the_history_cannot_fill_is_told_before_the_next_message(cluster, app, http):
     cluster.a.update_app(app["app_id"], history_size=1)
-    client, _ = await subscribed(cluster.a, app, "orders")
+    client, _ = await subscribed(cluster.a, app["key"], "orders")
     await publish(http, "orders", "first")
     record_without_delivering(cluster.a, app, "orders", "gone-1", size=1)
     record_without_delivering(cluster.a, app, "orders", "gone-2", size=1)
     await publish(http, "orders", "fourth")
-    frames = await frames_of(client, "orders", 3)
+    frames = await channel_frames(client, "orders", 3)
     assert frames[0]["data"] == "first"
     assert frames[1]["event"] == "tabcast:resumed"
     assert data_of(frames[1]) == {"recovered": False, "missed": 0, "reason": "too_old"}
@@ -94,15 +81,15 @@ async def test_a_socket_whose_process_is_killed_resumes_on_another_and_misses_no
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{b['port']}", auth=(app["key"], app["secret"]),
                                  timeout=10) as http:
         victim = cluster.start()
-        client, answer = await subscribed(victim, app, "feed")
+        client, answer = await subscribed(victim, app["key"], "feed")
         for n in range(10):
             await publish(http, "feed", str(n))
-        frames = await frames_of(client, "feed", 10)
+        frames = await channel_frames(client, "feed", 10)
         victim.kill()
         for n in range(10, 60):
             await publish(http, "feed", str(n))
-        resumed, again = await subscribed(cluster.b, app, "feed", position=frames[-1]["position"])
-        replay = await frames_of(resumed, "feed", 51)
+        resumed, again = await subscribed(cluster.b, app["key"], "feed", position=frames[-1]["position"])
+        replay = await channel_frames(resumed, "feed", 51)
         assert [f["data"] for f in replay[:50]] == [str(n) for n in range(10, 60)]
         assert data_of(replay[50]) == {"recovered": True, "missed": 50}
         await resumed.close()
@@ -111,10 +98,10 @@ async def test_a_socket_whose_process_is_killed_resumes_on_another_and_misses_no
 async def test_redis_restarted_without_its_history_is_never_a_silent_loss(restartable):
     app = restartable.a.create_app("recovery")
     async with httpx.AsyncClient(base_url=restartable.b.http, auth=(app["key"], app["secret"]), timeout=10) as http:
-        live, _ = await subscribed(restartable.a, app, "feed")
+        live, _ = await subscribed(restartable.a, app["key"], "feed")
         await publish(http, "feed", "before")
-        [before] = await frames_of(live, "feed", 1)
-        away, _ = await subscribed(restartable.a, app, "feed")
+        [before] = await channel_frames(live, "feed", 1)
+        away, _ = await subscribed(restartable.a, app["key"], "feed")
         await away.close()
 
         restartable.redis.stop()
@@ -128,12 +115,12 @@ async def test_redis_restarted_without_its_history_is_never_a_silent_loss(restar
             while not await published_after():  # 503 until delivery is proven again
                 await asyncio.sleep(0.1)
         # The live socket is told before the first message of the new stream.
-        told, after = await frames_of(live, "feed", 2)
+        told, after = await channel_frames(live, "feed", 2)
         assert told["event"] == "tabcast:resumed"
         assert data_of(told) == {"recovered": False, "missed": 0, "reason": "epoch_changed"}
         assert after["data"] == "after" and after["position"].split(":")[0] != before["position"].split(":")[0]
         # A socket resuming from the old stream is told too.
-        back, _ = await subscribed(restartable.a, app, "feed", position=before["position"])
-        [resumed] = await frames_of(back, "feed", 1)
+        back, _ = await subscribed(restartable.a, app["key"], "feed", position=before["position"])
+        [resumed] = await channel_frames(back, "feed", 1)
         assert data_of(resumed) == {"recovered": False, "missed": 0, "reason": "epoch_changed"}
         await live.close(), await back.close()

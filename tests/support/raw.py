@@ -64,6 +64,25 @@ class RawClient:
         await self.ws.close()
 
 
+async def channel_frames(client: RawClient, channel: str, count: int, timeout: float = 10) -> list[dict]:
+    """The next ``count`` frames of ``channel`` (skipping pongs and other channels' frames)."""
+    frames = []
+    async with asyncio.timeout(timeout):
+        while len(frames) < count:
+            frame = await client.recv(timeout)
+            if frame.get("channel") == channel:
+                frames.append(frame)
+    return frames
+
+
+async def subscribed(server, key: str, channel: str, **data) -> tuple[RawClient, dict]:
+    """A new socket subscribed to ``channel`` (``data``: auth, position...); (client, subscription_succeeded)."""
+    client = await RawClient.established(server, key)
+    answer = await client.subscribe(channel, **data)
+    assert answer["event"] == "pusher_internal:subscription_succeeded", answer
+    return client, answer
+
+
 def data_of(frame: dict):
     """Server frames carry data as a JSON string (Pusher's double encoding)."""
     return json.loads(frame["data"])
