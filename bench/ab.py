@@ -204,6 +204,14 @@ from service.realtime.tenancy import get_app
 
 FAN = 5000
 written = 0
+REDIS_PID = int(os.environ.get("AB_REDIS_PID") or 0)  # --redis: the redis-server's CPU is read per block too
+redis_cpu = {"off": 0.0, "on": 0.0}
+
+def redis_seconds():
+    if not REDIS_PID:
+        return 0.0
+    fields = open(f"/proc/{REDIS_PID}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 class CountingTransport(Transport):
     __slots__ = ()
@@ -237,9 +245,10 @@ async def history():
 
     async def publish_block(side, n=2000):
         publish = sides[side][1]
-        started = time.thread_time()
+        started, redis_started = time.thread_time(), redis_seconds()
         for _ in range(n):
             await publish()
+        redis_cpu[side] += redis_seconds() - redis_started
         return (time.thread_time() - started) / n * 1e6
 
     async def delivery_block(side, n=40):
@@ -258,12 +267,15 @@ async def history():
             await publish_block(side, 200)
             await delivery_block(side, 2)
     runs = {f"{what}_{side}": [] for what in ("publish_us", "delivery_ns") for side in sides}
+    redis_cpu.update(off=0.0, on=0.0)
     for round_ in range(21):
         order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
         for side in order:
             runs[f"publish_us_{side}"].append(await publish_block(side))
         for side in order:
             runs[f"delivery_ns_{side}"].append(await delivery_block(side))
+    if REDIS_PID:  # whole-run totals: a block's redis-server CPU is a few clock ticks
+        runs.update({f"redis_publish_us_{side}": cpu / (21 * 2000) * 1e6 for side, cpu in redis_cpu.items()})
     print(json.dumps(runs))
 
 asyncio.run(history())
@@ -292,15 +304,29 @@ def parts() -> None:
         print(f"| {name} | {us:.2f} | {cost} |")
 
 
-def history() -> None:
-    done = subprocess.run([sys.executable, "-c", HISTORY, str(ROOT)], capture_output=True, text=True, timeout=900,
-                          env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")})
+def history(redis: bool = False) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    server = None
+    if redis:  # the same, with the process on a redis-server of its own (as `serve` with REDIS_URL)
+        from tests.support.processes import RedisProcess
+
+        server = RedisProcess().start()
+        env.update(REDIS_URL=server.url, AB_REDIS_PID=str(server.proc.pid))
+    try:
+        done = subprocess.run([sys.executable, "-c", HISTORY, str(ROOT)], capture_output=True, text=True,
+                              timeout=900, env=env)
+    finally:
+        if server is not None:
+            server.stop()
     if done.returncode != 0:
         raise RuntimeError(f"history probe failed:\n{done.stderr[-3000:]}")
     runs = json.loads(done.stdout.strip().splitlines()[-1])
-    print("| this tree, embedded, 21 alternating blocks | history off | history on (100) | on / off (median of "
-          "the rounds' ratios) |")
+    print(f"| this tree, {'on Redis' if redis else 'embedded'}, 21 alternating blocks | history off | history on (100) "
+          "| on / off (median of the rounds' ratios) |")
     print("|---|---|---|---|")
+    if redis:
+        off, on = runs["redis_publish_us_off"], runs["redis_publish_us_on"]
+        print(f"| redis-server per signed publish (µs, all blocks) | {off:,.2f} | {on:,.2f} | {on / off:.2f}x |")
     for key, label in (("publish_us", "ASGI per signed publish, 1 subscriber (µs)"),
                        ("delivery_ns", "Python per delivery, 5,000 sockets (ns)")):
         off, on = runs[f"{key}_off"], runs[f"{key}_on"]
@@ -318,11 +344,12 @@ def main() -> None:
                         help="instead: what the limits, metrics and request ids cost per publish in this tree")
     parser.add_argument("--history", action="store_true",
                         help="instead: channel history on vs off per publish and per delivery in this tree")
+    parser.add_argument("--redis", action="store_true", help="with --history: on a redis-server of its own")
     args = parser.parse_args()
     if args.parts:
         return parts()
     if args.history:
-        return history()
+        return history(redis=args.redis)
     if not args.base:
         parser.error("--base REV (or --parts)")
     base = Path(tempfile.mkdtemp(prefix="tabcast-ab-base-")) / "tree"

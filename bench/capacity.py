@@ -87,13 +87,15 @@ CALIBRATED = {
     "redis_join_us": "extra µs redis-server CPU when the process joins the channel (SSUBSCRIBE)",
     "redis_close_us": "µs redis-server CPU per socket closed (with its subscriptions)",
     "redis_idle_cores": "redis-server CPU (cores) per idle Tabcast process (heartbeats, probes)",
+    "redis_cron_cores": "redis-server CPU (cores) of an idle master with no clients (its own timers)",
     "state_script_us": "µs redis-server CPU per state script (SET_AND_SUM) with one node",
     "state_script_node_us": "µs redis-server CPU per state script, per further node holding the app",
     "redis_in_bytes_publish": "bytes into Redis per publish, history on",
     "redis_out_bytes_receiver": "bytes out of Redis per receiving process of a publish",
     "history_message_bytes": "Redis memory per message kept in a channel's history",
     "history_channel_bytes": "Redis memory per channel with history (stream keys)",
-    "redis_subscription_bytes": "Redis memory per (process, channel) subscription count",
+    "redis_subscription_bytes": "Redis memory per (process, channel): its count entry, its pub/sub subscription",
+    "redis_channel_bytes": "Redis memory per channel subscribed anywhere, besides history (stream epoch, pub/sub channel)",
     "redis_clients_per_process": "client connections each Tabcast process holds to each master",
     "calibrate_nodes": "Tabcast processes holding the app while calibrating (state scripts read each)",
     "calibrate_subscriptions": "subscriptions per socket when close_us was measured",
@@ -216,10 +218,13 @@ def process_cpu(w: Workload, u: dict[str, Unit], n: int) -> dict[str, float]:
     close_us = u["close_us"].value * (1 + w.subscriptions) / (1 + u["calibrate_subscriptions"].value)
     per_socket_msgs = q * w.fanout / w.connections
     pings = w.connections / w.activity_timeout * math.exp(-w.activity_timeout * per_socket_msgs)
+    # The rate-dependent costs (loop wake-ups, shared by whatever arrives together) are read at
+    # the events a process handles per second: publishes it answers plus messages it receives.
+    rate = (q + q * r) / n
     return {
         "deliver": q * w.fanout * u["deliver_us"].value / 1e6,
-        "receive": q * r * u["msg_us"].at(q * r / n) / 1e6,
-        "publish": q * u["publish_us" if w.history else "publish_plain_us"].at(q / n) / 1e6,
+        "receive": q * r * u["msg_us"].at(rate) / 1e6,
+        "publish": q * u["publish_us" if w.history else "publish_plain_us"].at(rate) / 1e6,
         "churn": (x["connects"] * (u["connect_us"].value + w.subscriptions * u["subscribe_us"].value + close_us)
                   + x["joins"] * u["join_us"].value) / 1e6,
         "keepalive": pings * u["ping_us"].value / 1e6,
@@ -259,7 +264,7 @@ def redis_cpu(w: Workload, u: dict[str, Unit], n: int, m: int) -> dict[str, floa
         "join": x["joins"] * u["redis_join_us"].value / 1e6,
         "state": state,
         "state_app": state / w.apps,
-        "idle": n * u["redis_idle_cores"].value,
+        "idle": n * u["redis_idle_cores"].value + m * u["redis_cron_cores"].value,
         "state_nodes": nodes,
     }
 
@@ -305,7 +310,7 @@ def plan(w: Workload, u: dict[str, Unit], fleet: Fleet = Fleet()) -> dict:
     channels = w.connections * w.subscriptions / w.fanout
     kept = min(w.history_size, q / channels * w.history_ttl) if w.history else 0.0
     history_bytes = channels * (v["history_channel_bytes"] + kept * v["history_message_bytes"]) if w.history else 0.0
-    counts_bytes = channels * r * v["redis_subscription_bytes"]
+    counts_bytes = channels * (r * v["redis_subscription_bytes"] + v["redis_channel_bytes"])
     redis_bytes = history_bytes + counts_bytes
     m_mem = _ceil(redis_bytes / (fleet.redis_memory_gb * 1e9))
     redis_out_bits = q * r * v["redis_out_bytes_receiver"] * 8
@@ -490,8 +495,10 @@ class Deployment:
     """``count`` ``manage.py serve`` processes sharing one database and a Redis Cluster of
     ``shards`` masters (``tests/support/redis_topologies.py``), one app created before they start."""
 
-    def __init__(self, count: int, shards: int = 3, env: dict | None = None):
+    def __init__(self, count: int, shards: int = 3, env: dict | None = None, measure_cron: bool = False):
         self.count, self.shards, self.env = count, shards, env or {}
+        self.measure_cron = measure_cron
+        self.cron = 0.0
         self.topology = None
         self.processes: list = []
 
@@ -503,6 +510,12 @@ class Deployment:
 
         try:
             self.topology = ClusterTopology(masters=self.shards).start()
+            if self.measure_cron:  # the masters alone, before any process connects: their own timers
+                ports = [m.port for m in self.topology.masters()]
+                before, t0 = sum(_redis_info(port)["cpu"] for port in ports), time.monotonic()
+                time.sleep(3.0)
+                self.cron = (sum(_redis_info(port)["cpu"] for port in ports) - before) / len(ports) \
+                    / (time.monotonic() - t0)
             var_dir = temp_dir("tabcast-capacity-")
             env = {**TABCAST_BENCH_ENV, "TABCAST_APP_CACHE_SECONDS": "1", **self.env}
             self.processes = [TabcastProcess(redis_url=self.topology.url, var_dir=var_dir, extra_env=env)
@@ -613,6 +626,9 @@ class Generator:
                                            "timeout_ms": 30_000} for i in range(w)], timeout)
         return {k: sum(r[k] for r in replies) for k in ("subscribed", "refused")}
 
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in (*self.workers, self.publisher)]
+
     def reset(self) -> None:
         self._all("reset", [{}] * len(self.workers), 30)
 
@@ -683,9 +699,144 @@ def _machine() -> dict:
 # --calibrate: the unit costs, one kind of work at a time
 # ---------------------------------------------------------------------------------------------
 
-CAL_SOCKETS = 2000  # on process B
-CAL_WIDE = 20  # channels with CAL_SOCKETS / CAL_WIDE subscribers each, on B
-CAL_NARROW_RATE, CAL_WIDE_RATE, CAL_SECONDS = 300.0, 40.0, 8.0
+CAL_SOCKETS = 2000  # on process B, each on one "narrow" channel of its own and one of CAL_WIDE "wide" ones
+CAL_WIDE = 100  # so CAL_SOCKETS / CAL_WIDE = 20 subscribers on each wide channel
+HTTP_RATES = (50, 300, 1000)  # signed publishes/s answered by process A
+LAYER_RATES = (100, 300, 1000, 3000, 6000)  # publishes/s through the channel layer, history on
+PLAIN_RATES = (300, 3000)  # the same, history off
+EXTRA_RECEIVERS = 8  # raw subscriber connections added to measure Redis's cost per further receiver
+
+
+def _seconds(rate: float, publishes: int = 1200) -> float:
+    """Long enough for ``publishes`` (CPU counters of the processes tick every 10 ms), 5 s at least."""
+    return max(5.0, publishes / rate)
+
+
+class _Sink:
+    """An asyncio protocol that reads a Redis subscriber connection and only counts its bytes."""
+
+    def __init__(self):
+        self.bytes = 0
+        self.expected = 0  # bytes of the subscribe confirmations to wait for
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.bytes += len(data)
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc):
+        pass
+
+
+def _resp(*args) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class LayerPublisher:
+    """Publishes through Tabcast's own cluster channel layer (what a process's broker does for an
+    HTTP publish, minus the HTTP) at a steady rate, from an event loop in a thread of this
+    process; and raw subscriber connections standing in for further receiving processes."""
+
+    def __init__(self, dep: "Deployment"):
+        import asyncio
+        import threading
+
+        from service.realtime.cluster_layer import ClusterChannelLayer
+
+        self.dep = dep
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.layer = ClusterChannelLayer(url=dep.topology.url, prefix=dep.prefix)
+        self.sinks: list[_Sink] = []
+
+    def _run(self, coro, timeout: float = 300):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def publish(self, channels: list[str], rate: float, seconds: float, history: bool = True) -> int:
+        import asyncio
+
+        from service.realtime import protocol
+        from service.realtime.channel_names import group_name
+        from service.realtime.streams import Stream
+
+        app_id = int(self.dep.app["app_id"])
+        groups = {c: group_name(app_id, c) for c in channels}
+        frames = {c: protocol.event("bench", c, "x" * 100) for c in channels}
+
+        async def run() -> int:
+            loop = asyncio.get_running_loop()
+            pending: set = set()
+            started, sent = loop.time(), 0
+            while (elapsed := loop.time() - started) < seconds:
+                for _ in range(int(elapsed * rate) - sent):
+                    c = channels[sent % len(channels)]
+                    message = {"type": "tc.publish", "app": app_id, "channel": c, "frame": frames[c], "except": None}
+                    task = loop.create_task(self.layer.group_send(groups[c], message,
+                                                                  Stream(groups[c], 100, 120) if history else None))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    sent += 1
+                await asyncio.sleep(0.002)
+            await asyncio.gather(*pending)
+            return sent
+
+        return self._run(run())
+
+    def add_receivers(self, count: int, channels: list[str]) -> None:
+        """``count`` more subscriber connections on every master, each SSUBSCRIBEd to the shard
+        channels of ``channels`` that master serves (as a Tabcast process's would be)."""
+        import asyncio
+
+        from service.realtime.channel_names import group_name
+        from service.realtime.cluster_layer import shard_channel
+
+        app_id = int(self.dep.app["app_id"])
+        by_master: dict[int, list[str]] = {}
+        for c in channels:
+            by_master.setdefault(self.dep.master_of_channel(c), []).append(
+                shard_channel(self.dep.prefix, group_name(app_id, c)))
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            for _ in range(count):
+                for index, names in by_master.items():
+                    _, sink = await loop.create_connection(_Sink, "127.0.0.1", self.dep.masters[index].port)
+                    sink.transport.write(b"".join(_resp("SSUBSCRIBE", n) for n in names))
+                    # Each confirmation: *3 $10 ssubscribe $<len> <name> :<count>
+                    sink.expected = sum(len(_resp("ssubscribe", n)) + 4 for n in names)
+                    self.sinks.append(sink)
+            deadline = loop.time() + 10
+            while loop.time() < deadline and any(s.bytes < s.expected for s in self.sinks):
+                await asyncio.sleep(0.05)
+            if any(s.bytes < s.expected for s in self.sinks):
+                raise RuntimeError("the extra receivers' SSUBSCRIBEs were not all confirmed")
+
+        self._run(run())
+
+    def drop_receivers(self) -> None:
+        for sink in self.sinks:
+            self.loop.call_soon_threadsafe(sink.transport.close)
+        self.sinks = []
+
+    def stop(self) -> None:
+        self.drop_receivers()
+        try:
+            self._run(self.layer.flush(), 10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
 
 
 def _idle_rates(dep: Deployment, seconds: float = 4.0) -> dict:
@@ -698,63 +849,79 @@ def _idle_rates(dep: Deployment, seconds: float = 4.0) -> dict:
             "commands": [r["commands"] / d["seconds"] for r in d["redis"]]}
 
 
-def _net(d: dict, idle: dict, kind: str) -> float:
-    """CPU seconds of a phase minus what the same processes (or masters) do idle meanwhile."""
+def _net(d: dict, idle: dict, kind: str):
+    """CPU seconds of a phase minus what the same processes (or masters) do idle meanwhile:
+    per process for "procs", summed over the masters for "redis"."""
     if kind == "procs":
         return [p["cpu"] - rate * d["seconds"] for p, rate in zip(d["procs"], idle["procs"], strict=True)]
     return sum(r["cpu"] - rate * d["seconds"] for r, rate in zip(d["redis"], idle["redis"], strict=True))
 
 
 def calibrate(log=print) -> dict:
-    """Two processes (A answers publishes, B holds the sockets) on a 3-shard cluster."""
+    """The unit costs, one kind of work at a time: process A answers signed publishes (it has no
+    sockets), process B holds CAL_SOCKETS sockets, both on a 3-master cluster; this process
+    publishes straight through the channel layer for the rate sweeps."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "service.settings")
+    import django
+
+    django.setup()
     measured: dict[str, dict] = {}
 
     def put(name: str, value: float, phase: str) -> None:
         measured[name] = {"value": round(value, 4), "phase": phase}
         log(f"    {name} = {value:,.4g}  ({phase})")
 
+    def put_points(name: str, points: list[tuple[float, float]], phase: str) -> None:
+        points = sorted((round(r, 1), round(x, 4)) for r, x in points)
+        measured[name] = {"points": points, "phase": phase}
+        log(f"    {name} = " + "; ".join(f"{x:,.4g} at {r:,g}/s" for r, x in points) + f"  ({phase})")
+
     started = time.time()
-    with Deployment(2) as dep:
+    with Deployment(2, measure_cron=True) as dep:
         gen = Generator(2)
+        pub = None
         try:
+            pub = LayerPublisher(dep)
             a, b = 0, 1
             urls = dep.urls()
-            ws_b = [(b, []) for _ in range(CAL_SOCKETS)]
+            masters = len(dep.masters)
             # Warm-up: lazy imports, the app cache, the node's first flushes.
             gen.connect(urls, [(a, ["warm"]), (b, ["warm"])], concurrency=2)
             gen.publish(dep.targets(), dep.app, ["warm"], 20, 1.0)
+            pub.publish(["warm"], 20, 1.0)
             gen.close()
             idle = _idle_rates(dep)
             log(f"  idle: processes {[round(x, 4) for x in idle['procs']]} cores; "
                 f"masters {[round(x, 4) for x in idle['redis']]} cores")
             put("proc_idle_cores", sum(idle["procs"]) / 2, "2 idle processes, 4 s")
-            put("redis_idle_cores", sum(idle["redis"]) / 2, "3 masters, 2 idle processes, 4 s")
-            rss0 = dep.snapshot()["procs"][b]["rss"]
-            put("proc_rss_mib", rss0 / 2**20, "process B after warm-up, no sockets")
-            put("calibrate_nodes", 2, "processes A and B")
+            put("redis_cron_cores", dep.cron, "3 masters before any process connected, 3 s")
+            put("redis_idle_cores", max(sum(idle["redis"]) - masters * dep.cron, 0.0) / 2,
+                "3 masters, 2 idle processes (and this one's layer), 4 s, minus the masters' own")
+            put("proc_rss_mib", dep.snapshot()["procs"][b]["rss"] / 2**20, "process B after warm-up, no sockets")
+            put("calibrate_nodes", 2, "processes A and B hold the app")
 
-            d, r = _phase(dep, log, f"connect {CAL_SOCKETS} sockets to B", lambda: gen.connect(urls, ws_b))
+            d, r = _phase(dep, log, f"connect {CAL_SOCKETS} sockets to B",
+                          lambda: gen.connect(urls, [(b, [])] * CAL_SOCKETS))
             assert r["ok"] == CAL_SOCKETS, r
             put("connect_us", _net(d, idle, "procs")[b] / CAL_SOCKETS * 1e6, "connect phase, process B")
             put("redis_connect_us", _net(d, idle, "redis") / CAL_SOCKETS * 1e6, "connect phase, 3 masters")
             put("rss_socket_kib", d["procs"][b]["rss"] / CAL_SOCKETS / 1024, "connect phase, process B RSS")
-            put("kernel_socket_kib", d["slab_kib"] / (2 * CAL_SOCKETS), "connect phase, /proc/meminfo Slab (both ends)")
+            put("kernel_socket_kib", d["slab_kib"] / (2 * CAL_SOCKETS),
+                "connect phase, /proc/meminfo Slab, per socket (client and server ends)")
 
             narrow = [f"n-{i}" for i in range(CAL_SOCKETS)]
             wide = [f"w-{i}" for i in range(CAL_WIDE)]
-            d, r = _phase(dep, log, "subscribe each to a new channel (B joins each)",
+            d, r = _phase(dep, log, "subscribe each to a channel of its own (B joins each)",
                           lambda: gen.subscribe([[c] for c in narrow]))
             assert r["subscribed"] == CAL_SOCKETS, r
             sub_join_py = _net(d, idle, "procs")[b] / CAL_SOCKETS * 1e6
             sub_join_redis = _net(d, idle, "redis") / CAL_SOCKETS * 1e6
-            put("redis_subscription_bytes", sum(x["memory"] for x in d["redis"]) / CAL_SOCKETS,
-                "subscribe-new phase, used_memory of the masters (count, stream meta, pub/sub channel)")
+            new_sub_bytes = sum(x["memory"] for x in d["redis"]) / CAL_SOCKETS
             rss_new = d["procs"][b]["rss"]
             d, r = _phase(dep, log, f"subscribe each to one of {CAL_WIDE} channels (B has them after the first)",
                           lambda: gen.subscribe([[wide[i % CAL_WIDE]] for i in range(CAL_SOCKETS)]))
             assert r["subscribed"] == CAL_SOCKETS, r
-            sub_py = (_net(d, idle, "procs")[b] / CAL_SOCKETS) * 1e6
+            sub_py = _net(d, idle, "procs")[b] / CAL_SOCKETS * 1e6
             sub_redis = _net(d, idle, "redis") / CAL_SOCKETS * 1e6
             put("subscribe_us", sub_py, "subscribe-existing phase, process B")
             put("redis_subscribe_us", sub_redis, "subscribe-existing phase, 3 masters")
@@ -762,135 +929,186 @@ def calibrate(log=print) -> dict:
             put("redis_join_us", max(sub_join_redis - sub_redis, 0.0), "subscribe-new minus subscribe-existing, masters")
             put("rss_subscription_kib", (rss_new + d["procs"][b]["rss"]) / (2 * CAL_SOCKETS) / 1024,
                 "both subscribe phases, process B RSS")
-            put("calibrate_subscriptions", 2, "every socket on B has 2 subscriptions")
+            put("calibrate_subscriptions", 2, "every socket on B has 2 subscriptions when closed")
 
             d, r = _phase(dep, log, "a pusher:ping on every socket", gen.ping)
             assert r["complete"], r
             put("ping_us", _net(d, idle, "procs")[b] / CAL_SOCKETS * 1e6, "ping phase, process B")
 
-            def publish(channels, rate, per_message):
+            def http(rate: float):
                 def run():
                     gen.reset()
-                    sent = gen.publish([dep.targets()[a]], dep.app, channels, rate, CAL_SECONDS)
-                    expected = sent["ok"] * per_message
-                    got = gen.expect(expected, 30)
-                    if sent["errors"] or got < expected:
-                        raise RuntimeError(f"publish phase lost work: {sent}, {got} of {expected} received")
-                    return sent
+                    sent = gen.publish([dep.targets()[a]], dep.app, narrow, rate, _seconds(rate, 600))
+                    got = gen.expect(sent["ok"], 30)
+                    if sent["errors"] or got < sent["ok"]:
+                        raise RuntimeError(f"HTTP publish phase lost work: {sent}, {got} received")
+                    return sent["ok"]
                 return run
 
-            d, sent = _phase(dep, log, f"publish {CAL_NARROW_RATE:.0f}/s to narrow channels (1 subscriber, on B)",
-                             publish(narrow, CAL_NARROW_RATE, 1))
-            q = sent["ok"]
-            net = _net(d, idle, "procs")
-            put("publish_us", net[a] / q * 1e6, "narrow publish phase, process A (publishes, no sockets)")
-            narrow_b = net[b] / q * 1e6  # msg_us + 1 x deliver_us
-            put("redis_publish_us", _net(d, idle, "redis") / q * 1e6, "narrow publish phase, 3 masters")
-            put("redis_in_bytes_publish", sum(x["in"] for x in d["redis"]) / q, "narrow publish phase")
-            out_1 = sum(x["out"] for x in d["redis"]) / q
-            mem_first = sum(x["memory"] for x in d["redis"])
-            channels_first = min(q, len(narrow))
+            points = []
+            for rate in HTTP_RATES:
+                d, q = _phase(dep, log, f"signed publishes at {rate}/s answered by A (1 subscriber, on B)", http(rate))
+                points.append((rate, _net(d, idle, "procs")[a] / q * 1e6))
+                if rate == 300:
+                    put("redis_in_bytes_publish", sum(x["in"] for x in d["redis"]) / q, "HTTP publishes at 300/s")
+            put_points("publish_us", points, "signed publishes answered by A, which has no sockets")
+
+            def layer(channels, rate: float, per_message: int, history: bool = True):
+                def run():
+                    gen.reset()
+                    q = pub.publish(channels, rate, _seconds(rate), history)
+                    got = gen.expect(q * per_message, 30)
+                    if got < q * per_message:
+                        raise RuntimeError(f"layer publish phase lost work: {got} of {q * per_message} received")
+                    return q
+                return run
 
             per_wide = CAL_SOCKETS // CAL_WIDE
-            d, sent = _phase(dep, log, f"publish {CAL_WIDE_RATE:.0f}/s to wide channels ({per_wide} subscribers, on B)",
-                             publish(wide, CAL_WIDE_RATE, per_wide))
-            wide_b = _net(d, idle, "procs")[b] / sent["ok"] * 1e6  # msg_us + per_wide x deliver_us
-            deliver = (wide_b - narrow_b) / (per_wide - 1)
-            put("deliver_us", deliver, f"wide minus narrow publish phases, process B (fit: {per_wide} vs 1 writes)")
-            put("msg_us", narrow_b - deliver, "narrow publish phase, process B, minus one deliver_us")
-
-            # A second receiving process: A's own sockets on the narrow channels.
-            d, r = _phase(dep, log, f"connect {CAL_SOCKETS} sockets to A on the narrow channels",
-                          lambda: gen.connect(urls, [(a, [c]) for c in narrow]))
-            assert r["subscribed"] == CAL_SOCKETS, r
-            d, sent = _phase(dep, log, "publish to narrow channels, receivers on A and B",
-                             publish(narrow, CAL_NARROW_RATE, 2))
-            q2 = sent["ok"]
-            put("redis_out_us", _net(d, idle, "redis") / q2 * 1e6 - measured["redis_publish_us"]["value"],
-                "narrow publish with 2 receiving processes minus with 1, masters")
-            put("redis_out_bytes_receiver", sum(x["out"] for x in d["redis"]) / q2 - out_1 / 2,
-                "narrow publish phases: bytes out with 2 receivers minus half of with 1")
-            history_msg = sum(x["memory"] for x in d["redis"]) / q2
-            put("history_message_bytes", history_msg, "second narrow publish phase (channels exist): used_memory / publish")
-            put("history_channel_bytes", max((mem_first - q * history_msg) / channels_first, 0.0),
-                "first narrow publish phase: used_memory minus its messages, per channel created")
-            put("redis_clients_per_process", sum(x["clients"] for x in d["redis"]) / len(dep.masters) / 2,
-                "connected_clients per master / 2 processes, after the publish phases")
+            d, q = _phase(dep, log, f"layer publishes at 300/s to wide channels ({per_wide} sockets each, on B)",
+                          layer(wide, 300, per_wide))
+            wide_b = _net(d, idle, "procs")[b] / q * 1e6  # msg_us(300) + per_wide x deliver_us
+            sweep: dict[tuple, dict] = {}
+            for history, rates in ((True, LAYER_RATES), (False, PLAIN_RATES)):
+                for rate in rates:
+                    for extra in (0, EXTRA_RECEIVERS):
+                        if extra:
+                            pub.add_receivers(extra, narrow)
+                        label = f"layer publishes at {rate}/s, history {'on' if history else 'off'}, " \
+                                f"{1 + extra} receiving connections per publish"
+                        d, q = _phase(dep, log, label, layer(narrow, rate, 1, history))
+                        pub.drop_receivers()
+                        sweep[history, rate, extra] = {"b": _net(d, idle, "procs")[b] / q * 1e6,
+                                                       "redis": _net(d, idle, "redis") / q * 1e6,
+                                                       "out": sum(x["out"] for x in d["redis"]) / q}
+            narrow_300 = (sweep[True, 300, 0]["b"] + sweep[True, 300, EXTRA_RECEIVERS]["b"]) / 2
+            deliver = (wide_b - narrow_300) / (per_wide - 1)
+            put("deliver_us", deliver, f"B per message, wide ({per_wide} writes) minus narrow (1 write) at 300/s")
+            put_points("msg_us", [(rate, (sweep[True, rate, 0]["b"] + sweep[True, rate, EXTRA_RECEIVERS]["b"]) / 2
+                                   - deliver) for rate in LAYER_RATES],
+                       "B per message received at that rate (narrow channels), minus one deliver_us")
+            for history, rates, suffix in ((True, LAYER_RATES, ""), (False, PLAIN_RATES, "_plain")):
+                put_points(f"redis_publish{suffix}_us", [(rate / masters, sweep[history, rate, 0]["redis"])
+                                                         for rate in rates],
+                           f"masters per publish, 1 receiving process; rates per master (history "
+                           f"{'on' if history else 'off'})")
+                put_points(f"redis_out{suffix}_us",
+                           [(rate / masters, max((sweep[history, rate, EXTRA_RECEIVERS]["redis"]
+                                                  - sweep[history, rate, 0]["redis"]) / EXTRA_RECEIVERS, 0.0))
+                            for rate in rates],
+                           f"masters per publish, ({1 + EXTRA_RECEIVERS} minus 1 receiving connections) / "
+                           f"{EXTRA_RECEIVERS}; rates per master")
+            put("redis_out_bytes_receiver", (sweep[True, 300, EXTRA_RECEIVERS]["out"] - sweep[True, 300, 0]["out"])
+                / EXTRA_RECEIVERS, "bytes out per further receiving connection, layer publishes at 300/s")
+            put("redis_clients_per_process", sum(x["connected_clients"] for x in dep.snapshot()["redis"]) / masters / 3,
+                "connected_clients per master / 3 (A, B and this process's layer), after the rate sweeps")
 
             update = dep.processes[0].update_app(dep.app["app_id"], history_size=0)
             assert update["history_size"] == 0, update
             time.sleep(2.5)  # TABCAST_APP_CACHE_SECONDS=1 here
-            d, sent = _phase(dep, log, "publish to narrow channels, history off, receivers on A and B",
-                             publish(narrow, CAL_NARROW_RATE, 2))
-            q3 = sent["ok"]
-            # A answers the publishes and receives; B receives: A's publish cost = A - B's receive.
-            net = _net(d, idle, "procs")
-            put("publish_plain_us", (net[a] - net[b]) / q3 * 1e6, "history-off publish phase, A minus B")
-            put("redis_publish_plain_us", _net(d, idle, "redis") / q3 * 1e6 - measured["redis_out_us"]["value"],
-                "history-off publish phase (2 receivers) minus one redis_out_us, masters")
+            d, q = _phase(dep, log, "signed publishes at 300/s answered by A, history off", http(300))
+            put_points("publish_plain_us", [(300, _net(d, idle, "procs")[a] / q * 1e6)],
+                       "signed publishes at 300/s answered by A, history off")
 
-            # A's sockets and B's, each with its subscriptions: B's share below.
-            d, _ = _phase(dep, log, "close every socket (2 x 2,000: B's have 2 subscriptions, A's 1)", gen.close)
-            # A's sockets have 1 subscription, B's 2: split the masters' CPU by state scripts (2 vs 3).
-            net = _net(d, idle, "procs")
-            put("close_us", net[b] / CAL_SOCKETS * 1e6, "close phase, process B (2 subscriptions per socket)")
+            d, r = _phase(dep, log, f"connect {CAL_SOCKETS} sockets to A, one on each narrow channel",
+                          lambda: gen.connect(urls, [(a, [c]) for c in narrow]))
+            assert r["subscribed"] == CAL_SOCKETS, r
+            pair = sum(x["memory"] for x in d["redis"]) / CAL_SOCKETS
+            put("redis_subscription_bytes", pair, "A joining 2,000 channels B has: used_memory per (process, channel)")
+            put("redis_channel_bytes", max(new_sub_bytes - pair, 0.0),
+                "B joining 2,000 new channels, minus the per (process, channel) bytes")
+
+            d, _ = _phase(dep, log, f"close every socket: B's {CAL_SOCKETS} (2 subscriptions each), A's (1 each)",
+                          gen.close)
+            put("close_us", _net(d, idle, "procs")[b] / CAL_SOCKETS * 1e6, "close phase, process B")
+            # A socket of B's makes 3 state writes as it goes (its count, 2 subscriptions), one of A's 2.
             put("redis_close_us", _net(d, idle, "redis") / CAL_SOCKETS * 3 / 5 * 1e6,
-                "close phase, masters, B's share (3 of every 5 state scripts)")
+                "close phase, 3 masters, B's share (3 of every 5 state writes)")
         finally:
+            if pub is not None:
+                pub.stop()
             gen.stop()
-    measured.update(state_scripts(log, put))
+    measured.update(single_redis_units(log))
     return {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
             "seconds": round(time.time() - started), "machine": _machine(),
             "command": "python -m bench.capacity --calibrate", "units": measured}
 
 
-def state_scripts(log, put) -> dict:
-    """redis-server CPU of one SET_AND_SUM (a subscribe's count write) as the number of processes
-    holding the app grows: the script reads one key per process (state/redis_scripts.py)."""
+def single_redis_units(log) -> dict:
+    """On a redis-server of its own: the CPU of one state script (SET_AND_SUM, a subscribe's count
+    write) as the processes holding the app grow (it reads one key per process:
+    state/redis_scripts.py), and the memory a channel's history takes."""
     import asyncio
 
-    from tests.support.processes import RedisProcess
+    import msgpack
 
-    from . import procstats
+    from service.realtime import streams
+    from service.realtime.state.redis import RedisState
+    from tests.support.processes import RedisProcess
+    from tests.support.redis_topologies import redis_command
+
+    out: dict = {}
+
+    def put(name, value, phase):
+        out[name] = {"value": round(value, 4), "phase": phase}
+        log(f"    {name} = {value:,.4g}  ({phase})")
 
     server = RedisProcess().start()
-    points = []
     try:
-        import django
+        def cpu() -> float:
+            return _redis_info(server.port)["cpu"]
 
-        os.environ["REDIS_URL"] = server.url
-        django.setup()
-        from service.realtime.state.redis import RedisState
-
-        async def run(nodes: int, calls: int = 3000) -> float:
+        async def script_us(nodes: int, calls: int = 3000) -> float:
             states = [RedisState(url=server.url, prefix=f"cap{nodes}", node_ttl=30) for _ in range(nodes)]
             for s in states:
                 await s.start()
                 await s.add_subscription(1, "ch", f"{s.node_id}.1")  # each holds an entry of app 1
             me = states[0]
-            await me.add_subscription(1, "ch", "x.2")
-            before = procstats.cpu_seconds([server.proc.pid])
+            await me.add_subscription(1, "ch", "x.2")  # learns the others (one TCNODES retry)
+            before = cpu()
             for i in range(calls):
                 await me.add_subscription(1, "ch", f"y.{i}")
-            cpu = procstats.cpu_seconds([server.proc.pid]) - before
+            used = cpu() - before
             for s in states:
                 await s.stop()
-            return cpu / calls * 1e6
+            return used / calls * 1e6
 
+        points = []
         for nodes in (1, 8, 32, 64):
-            points.append((nodes, asyncio.run(run(nodes))))
-            log(f"  state script with {nodes} processes holding the app: {points[-1][1]:.1f} µs redis-server CPU")
+            points.append((nodes, asyncio.run(script_us(nodes))))
+            log(f"  state script, {nodes} processes holding the app: {points[-1][1]:.1f} µs redis-server CPU")
+        xs, ys = [n - 1 for n, _ in points], [y for _, y in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+        put("state_script_us", my - slope * mx, "SET_AND_SUM one at a time, least squares over 1-64 processes")
+        put("state_script_node_us", slope, "SET_AND_SUM, slope per further process holding the app")
+
+        # History: the real script, a 150-byte frame, the default size (100).
+        sha = redis_command(server.port, "SCRIPT", "LOAD", streams.APPEND_AND_PUBLISH).strip()
+        frame = '{"event":"bench","channel":"c","data":"' + "x" * 100
+        message = msgpack.packb({"type": "tc.publish", "app": 1, "channel": "c", "except": None}).decode("latin1")
+        keys = streams.redis_keys("cap", "tc.1.history")
+
+        def append(times: int) -> None:
+            import redis
+
+            client = redis.Redis(port=server.port)
+            for _ in range(times):
+                client.evalsha(sha, 2, *keys, frame, 100, 120_000, streams.META_TTL * 1000, "PUBLISH", "c",
+                               message.encode("latin1"))
+            client.close()
+
+        def usage() -> int:
+            return sum(int(redis_command(server.port, "MEMORY", "USAGE", k, "SAMPLES", "0").strip() or 0) for k in keys)
+
+        append(1)
+        one = usage()
+        append(99)
+        full = usage()
+        per_message = (full - one) / 99
+        put("history_message_bytes", per_message, "MEMORY USAGE of a channel's history, 1 vs 100 frames of ~150 B")
+        put("history_channel_bytes", one - per_message, "MEMORY USAGE of a channel's stream keys with 1 frame, minus it")
     finally:
         server.stop()
-    # Least squares: us = a + b x (nodes - 1).
-    xs, ys = [n - 1 for n, _ in points], [y for _, y in points]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
-    out: dict = {}
-    for name, value, phase in (("state_script_us", my - slope * mx, "SET_AND_SUM, fit over 1-64 processes"),
-                               ("state_script_node_us", slope, "SET_AND_SUM, slope per process holding the app")):
-        out[name] = {"value": round(value, 4), "phase": phase}
-        log(f"    {name} = {value:,.4g}  ({phase})")
     return out
 
 
@@ -942,30 +1160,34 @@ def predict_run(load: CheckLoad, sockets: list[tuple[int, list[str]]], publishes
             socks * v["connect_us"] + subs * v["subscribe_us"] + joins * v["join_us"]) / 1e6)
     socks, subs = len(sockets), sum(len(c) for _, c in sockets)
     joins = sum(len(x) for x in local)
-    pred["connect"]["Redis, 3 masters"] = (v["redis_idle_cores"] * n * seconds["connect"] + (
+    pred["connect"]["Redis, 3 masters"] = ((v["redis_idle_cores"] * n + v["redis_cron_cores"] * m) * seconds["connect"] + (
         socks * v["redis_connect_us"] + subs * v["redis_subscribe_us"] + joins * v["redis_join_us"]
         + (socks + subs) * extra) / 1e6)
-    # Publish phase.
-    pub_us = v["publish_us" if load.history else "publish_plain_us"]
-    redis_pub_us = v["redis_publish_us" if load.history else "redis_publish_plain_us"]
-    shard_cpu = [v["redis_idle_cores"] * n / m * seconds["publish"]] * m
-    shard_commands = [0.0] * m
+    # Publish phase: each cost at the rate it ran at (per process, per master).
+    pub_unit = u["publish_us" if load.history else "publish_plain_us"]
+    hist = "" if load.history else "_plain"
+    shard_pubs = [0] * m
+    for c, q in publishes.items():
+        shard_pubs[shard_of[c]] += q
+    shard_cpu = [(v["redis_cron_cores"] + v["redis_idle_cores"] * n / m) * seconds["publish"]] * m
     deliveries = 0
     for p in range(n):
         recv = sum(q for c, q in publishes.items() if local[p].get(c))
         writes = sum(q * local[p].get(c, 0) for c, q in publishes.items())
         deliveries += writes
+        rate = (http[p] + recv) / load.seconds  # events/s: publishes answered + messages received
         pred["publish"][f"process {p}"] = (v["proc_idle_cores"] * seconds["publish"] + (
-            http[p] * pub_us + recv * v["msg_us"] + writes * v["deliver_us"]) / 1e6)
-    cmds = v["redis_commands_publish_history" if load.history else "redis_commands_publish_plain"]
+            http[p] * pub_unit.at(rate) + recv * u["msg_us"].at(rate) + writes * v["deliver_us"]) / 1e6)
     for c, q in publishes.items():
         r = sum(1 for p in range(n) if local[p].get(c))
         s = shard_of[c]
-        shard_cpu[s] += q * (redis_pub_us + (r - 1) * v["redis_out_us"]) / 1e6
-        shard_commands[s] += q * cmds
+        rate = shard_pubs[s] / load.seconds
+        shard_cpu[s] += q * (u[f"redis_publish{hist}_us"].at(rate) + (r - 1) * u[f"redis_out{hist}_us"].at(rate)) / 1e6
     for s in range(m):
         pred["publish"][f"Redis master {s}"] = shard_cpu[s]
-    pred["publish_commands"] = shard_commands
+    pred["spublish"] = shard_pubs  # one SPUBLISH per publish, on the channel's master
+    pred["commands"] = sum(publishes.values()) * v[
+        "redis_commands_publish_history" if load.history else "redis_commands_publish_plain"]
     pred["deliveries"] = deliveries
     # Close phase.
     close_scale = lambda s: (1 + s) / (1 + v["calibrate_subscriptions"])  # noqa: E731
@@ -973,7 +1195,7 @@ def predict_run(load: CheckLoad, sockets: list[tuple[int, list[str]]], publishes
         socks_p = sum(1 for q, _ in sockets if q == p)
         pred["close"][f"process {p}"] = (v["proc_idle_cores"] * seconds["close"]
                                          + socks_p * v["close_us"] * close_scale(load.subscriptions) / 1e6)
-    pred["close"]["Redis, 3 masters"] = (v["redis_idle_cores"] * n * seconds["close"] + socks * (
+    pred["close"]["Redis, 3 masters"] = ((v["redis_idle_cores"] * n + v["redis_cron_cores"] * m) * seconds["close"] + socks * (
         v["redis_close_us"] * close_scale(load.subscriptions) + (1 + load.subscriptions) * extra) / 1e6)
     # Memory after connecting.
     pred["rss"] = [(v["rss_socket_kib"] * sum(1 for q, _ in sockets if q == p)
@@ -986,25 +1208,39 @@ def check(load: CheckLoad, u: dict[str, Unit], log=print) -> dict:
     import django
 
     django.setup()
+    from . import procstats
+
     sockets = place(load)
     started = time.time()
     rows = []
     with Deployment(load.processes, load.shards) as dep:
         gen = Generator(2)
+        gen_cpu: dict[str, float] = {}
+        meter = procstats.CpuMeter(gen.pids)
+
+        def metered(name, action):
+            """``action``, with the generator's CPU (cores) over it kept in gen_cpu[name]."""
+            def run():
+                meter.start(time.monotonic())
+                result = action()
+                gen_cpu[name] = meter.stop(time.monotonic())
+                return result
+            return run
+
         try:
             urls = dep.urls()
             channels = [f"c-{k}" for k in range(load.channels)]
             shard_of = {c: dep.master_of_channel(c) for c in channels}
             if not load.history:
                 dep.processes[0].update_app(dep.app["app_id"], history_size=0)
-                time.sleep(2.5)
+                time.sleep(2.5)  # TABCAST_APP_CACHE_SECONDS=1
             # Warm-up on every process.
             gen.connect(urls, [(p, ["warm"]) for p in range(load.processes)], concurrency=4)
             gen.publish(dep.targets(), dep.app, ["warm"], 20, 1.0)
             gen.close()
             rss0 = [p["rss"] for p in dep.snapshot()["procs"]]
             d_conn, r = _phase(dep, log, f"connect {load.connections} sockets, {load.subscriptions} channels each",
-                               lambda: gen.connect(urls, sockets, concurrency=100))
+                               metered("connect", lambda: gen.connect(urls, sockets, concurrency=100)))
             if r["ok"] != load.connections or r["subscribed"] != load.connections * load.subscriptions:
                 raise RuntimeError(f"connect phase incomplete: {r}")
             rss1 = [p["rss"] for p in dep.snapshot()["procs"]]
@@ -1013,14 +1249,11 @@ def check(load: CheckLoad, u: dict[str, Unit], log=print) -> dict:
                 gen.reset()
                 return gen.publish(dep.targets(), dep.app, channels, load.publishes_per_s, load.seconds)
 
-            d_pub, sent = _phase(dep, log, f"publish {load.publishes_per_s:.0f}/s for {load.seconds:.0f} s", run)
+            d_pub, sent = _phase(dep, log, f"publish {load.publishes_per_s:.0f}/s for {load.seconds:.0f} s",
+                                 metered("publish", run))
             received = gen.received()
-            per_channel = {c: 0 for c in channels}
-            # Publish i went to channel i % channels; only the ok count is known per process, and
-            # errors (none expected) are reported.
-            for i in range(sent["ok"] + sent["errors"]):
-                per_channel[channels[i % load.channels]] += 1
-            d_close, _ = _phase(dep, log, "close every socket", gen.close)
+            per_channel = dict(zip(channels, sent["per_channel"], strict=True))
+            d_close, _ = _phase(dep, log, "close every socket", metered("close", gen.close))
             secs = {"connect": d_conn["seconds"], "publish": d_pub["seconds"], "close": d_close["seconds"]}
             pred = predict_run(load, sockets, per_channel, sent["per_target"], shard_of, u, secs)
         finally:
@@ -1044,9 +1277,9 @@ def check(load: CheckLoad, u: dict[str, Unit], log=print) -> dict:
     row("publish", "Redis, 3 masters", _sum(d_pub, "redis", "cpu"),
         sum(v for k, v in pred["publish"].items() if k.startswith("Redis")))
     for s in range(load.shards):
-        # Commands of the publish phase beyond the idle background (heartbeats: a few per second).
-        row("publish", f"Redis master {s}: commands", d_pub["redis"][s]["commands"], pred["publish_commands"][s],
-            "commands")
+        row("publish", f"Redis master {s}: SPUBLISH", d_pub["redis"][s]["calls"].get("spublish", 0),
+            pred["spublish"][s], "commands")
+    row("publish", "Redis, all commands", sum(r["commands"] for r in d_pub["redis"]), pred["commands"], "commands")
     row("publish", "deliveries", received, pred["deliveries"], "messages")
     for p in range(load.processes):
         row("close", f"process {p}", d_close["procs"][p]["cpu"], pred["close"][f"process {p}"])
@@ -1055,7 +1288,9 @@ def check(load: CheckLoad, u: dict[str, Unit], log=print) -> dict:
         row("memory", f"process {p} RSS growth", (rss1[p] - rss0[p]) / 2**20, pred["rss"][p] / 2**20, "MiB")
     return {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "machine": _machine(),
             "load": {k: v for k, v in asdict(load).items() if k != "placement"},
-            "published": sent, "received": received, "rows": rows,
+            "published": {k: v for k, v in sent.items() if k != "per_channel"}, "received": received, "rows": rows,
+            "generator_cpu": gen_cpu, "server_cpu": {k: _sum(d, "procs", "cpu") / d["seconds"] for k, d in (
+                ("connect", d_conn), ("publish", d_pub), ("close", d_close))},
             "generator_note": "the Node generator and 3 redis-servers share the machine's cores with the 4 processes"}
 
 
@@ -1075,7 +1310,8 @@ def check_table(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calibrate", action="store_true", help="measure the unit costs, write them to --units")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="measure the unit costs, write them to --units (with --check: then check against them)")
     parser.add_argument("--check", action="store_true", help="run the check: 4 processes, 3 shards, stated load")
     parser.add_argument("--units", type=Path, default=UNITS_FILE, help="the calibrated units (JSON)")
     parser.add_argument("--json", type=Path, help="--check: also write the full result here")
@@ -1088,7 +1324,8 @@ def main(argv=None) -> int:
         result = calibrate(log)
         args.units.write_text(json.dumps(result, indent=1) + "\n")
         log(f"wrote {args.units}")
-        return 0
+        if not args.check:
+            return 0
     u = units(args.units)
     if args.check:
         load = CheckLoad(publishes_per_s=args.publishes, seconds=args.seconds, history=not args.no_history)

@@ -22,7 +22,8 @@ meanwhile hits both sides:
 * **memory per stored message**: ``memory_channels`` channels get one message each, then
   ``memory_messages`` - 1 more each (~130-byte frames): Redis ``used_memory`` (INFO memory)
   growth per message of the second fill, and per channel (the first fill minus its messages);
-  embedded, the ``serve`` process's RSS growth the same way.
+  embedded, the same fill into ``streams.MemoryStreams`` in this process, measured with
+  tracemalloc (a process's RSS grows in allocator arenas: too coarse for this).
 
     .venv/bin/python -m bench --only recovery [--small]
 """

@@ -51,7 +51,9 @@ function onMessage(sock, data) {
     return;
   }
   const frame = JSON.parse(data.toString());
-  if (frame.event === 'pusher:connection_established' && sock.established) {
+  if (frame.event === 'pusher:ping') {
+    sock.ws.send('{"event":"pusher:pong","data":{}}'); // as pusher-js does: the server closes silent sockets
+  } else if (frame.event === 'pusher:connection_established' && sock.established) {
     sock.established();
   } else if (frame.event === 'pusher_internal:subscription_succeeded') {
     const resolve = sock.pending.get(frame.channel);

@@ -5,7 +5,8 @@
 //
 //   publish {targets: [{host, port}], app: {app_id, key, secret}, channels, rate, duration_ms,
 //            sockets, bytes}
-//   -> {ok, errors, late, per_target: [ok per target], t_first, t_end}
+//   -> {ok, errors, statuses: {status: count} of the errors, late, per_target: [ok per target],
+//       per_channel: [ok per channel], t_first, t_end}
 'use strict';
 const crypto = require('node:crypto');
 const http = require('node:http');
@@ -29,6 +30,8 @@ function publish(cmd) {
     const path = `/apps/${cmd.app.app_id}/events`;
     const agents = cmd.targets.map(() => new http.Agent({ keepAlive: true, maxSockets: cmd.sockets || 8 }));
     const perTarget = cmd.targets.map(() => 0);
+    const perChannel = cmd.channels.map(() => 0);
+    const statuses = {};
     const filler = 'x'.repeat(Math.max(0, (cmd.bytes || 100) - 20));
     const t_first = now();
     const deadline = t_first + cmd.duration_ms;
@@ -46,18 +49,27 @@ function publish(cmd) {
         (res) => {
           res.resume();
           res.on('end', () => {
-            if (res.statusCode === 200) { ok++; perTarget[t]++; } else errors++;
+            if (res.statusCode === 200) { ok++; perTarget[t]++; perChannel[i % cmd.channels.length]++; } else {
+              errors++;
+              statuses[res.statusCode] = (statuses[res.statusCode] || 0) + 1;
+            }
             inFlight--;
             finish();
           });
         });
-      req.on('error', () => { errors++; inFlight--; finish(); });
+      req.on('error', (err) => {
+        errors++;
+        statuses[err.code] = (statuses[err.code] || 0) + 1;
+        inFlight--;
+        finish();
+      });
       req.end(body);
     };
     const finish = () => {
       if (!stopped || inFlight > 0) return;
       for (const agent of agents) agent.destroy();
-      out({ type: 'published', ok, errors, late, per_target: perTarget, t_first, t_end: now() });
+      out({ type: 'published', ok, errors, statuses, late, per_target: perTarget, per_channel: perChannel, t_first,
+            t_end: now() });
       resolve();
     };
     // Every 5 ms: send what is due by now (a request more than 50 ms behind its time is "late").

@@ -17,7 +17,8 @@ the surface ``broker.py`` uses of ``redis_layer.PipelinedPubSubChannelLayer`` (`
   process joins a group there, one subscriber connection, read by its own task. A publish
   goes straight to the master of the channel's slot (slot map of redis-py's ``RedisCluster``,
   cached per channel) in that master's next pipeline: publishes that arrive while a pipeline is
-  in flight share the next round trip, as on one Redis (``redis_layer.py``).
+  in flight share the next round trip, as on one Redis (``publish_batches.py``, shared with
+  ``redis_layer.py``).
 * **MOVED / ASK / resharding**: a reply MOVED or ASK (the slot moved, or is moving) is sent
   again through ``RedisCluster``, which follows the redirection, and the slot map is refreshed.
   When a master hands a slot over, Redis unsubscribes its shard channels there (a

@@ -14,9 +14,11 @@ releasing is atomic, one caller wins):
   ``removed:<channel>:<user>``) held, and look again after the delay;
 * return (count 1, or a user's first connection): if the mark can be released, a leave is
   pending (on any process): send nothing; else send occupied/added at once;
-* after the delay, the process that held it releases the mark; if it was still there and the
+* after the delay, the process that held it releases its mark; if it was still there and the
   channel is still empty (the user still absent) it sends vacated/removed. A mark already
-  released means a return cancelled it: nothing is sent.
+  released means a return cancelled it: nothing is sent. A mark held again by a later leave
+  (return, then leave again, maybe on another process) is that leave's: the older hold leaves
+  it alone, and the later one's own delay decides.
 
 So a quick leave+return sends nothing, a real leave sends one webhook ``delay`` seconds late,
 and whatever the interleaving the backend's last word matches the channel. In the narrowest
@@ -51,7 +53,8 @@ class HeldWebhooks:
     def __init__(self, node: Node, delay: float) -> None:
         self.node = node
         self.delay = max(float(delay), 0.0)
-        self._due: deque[tuple[float, AppInfo, str, dict]] = deque()  # in due order: the delay is constant
+        # (due, app, key, event, hold token), in due order: the delay is constant
+        self._due: deque[tuple[float, AppInfo, str, dict, str]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._deciding: asyncio.Future | None = None  # the batch being decided
@@ -93,21 +96,23 @@ class HeldWebhooks:
             return
         try:
             # The mark outlives the wait (a slow loop, a busy Redis); the holder always releases it.
-            await self.node.state.hold_webhook(app.id, key, 2 * self.delay + 10)
+            token = await self.node.state.hold_webhook(app.id, key, 2 * self.delay + 10)
         except Exception:  # noqa: BLE001 - state away: no hold, send it now
             log.warning("could not hold a webhook of app %s; sending it now", app.id, exc_info=True)
             self.node.webhooks.send(app, event)
             return
-        self._due.append((self.node.loop.time() + self.delay, app, key, event))
+        self._due.append((self.node.loop.time() + self.delay, app, key, event, token))
         if self._task is None and not self._closing:
             self._task = self.node.loop.create_task(self._run())
         self._wake.set()
 
-    async def _decide(self, app: AppInfo, key: str, event: dict) -> None:
+    async def _decide(self, app: AppInfo, key: str, event: dict, token: str) -> None:
         """The delay is over: send the leave if nobody came back meanwhile."""
         state = self.node.state
         try:
-            if not await state.release_webhook(app.id, key):
+            # Only this hold's mark: after a return and a new leave, the mark is that leave's (its
+            # own delay decides it), so this older one sends nothing.
+            if not await state.release_webhook(app.id, key, token):
                 return  # a return released it: neither webhook is sent
             if event["name"] == "channel_vacated":
                 gone = await state.subscription_count(app.id, event["channel"]) == 0
@@ -133,7 +138,7 @@ class HeldWebhooks:
             batch = []
             while self._due and self._due[0][0] <= loop.time() and len(batch) < BATCH:
                 batch.append(self._due.popleft())
-            self._deciding = asyncio.gather(*(self._decide(app, key, event) for _, app, key, event in batch))
+            self._deciding = asyncio.gather(*(self._decide(*held) for _, *held in batch))
             try:
                 await asyncio.shield(self._deciding)  # close() lets a batch in hand finish
             finally:
@@ -149,4 +154,4 @@ class HeldWebhooks:
             self._task = None
         pending, self._due = list(self._due), deque()
         for index in range(0, len(pending), BATCH):
-            await asyncio.gather(*(self._decide(app, key, event) for _, app, key, event in pending[index:index + BATCH]))
+            await asyncio.gather(*(self._decide(*held) for _, *held in pending[index:index + BATCH]))

@@ -38,6 +38,18 @@ async def test_a_held_webhook_is_released_once(state):  # noqa: F811
     assert await state.release_webhook(APP, "removed:presence-x:7") is False
 
 
+async def test_a_hold_releases_only_its_own_mark(state):  # noqa: F811
+    """Leave, return, leave again: the first leave's delay ends while the second holds the key.
+    It must not take the second's mark (and send its webhook early)."""
+    first = await state.hold_webhook(APP, "vacated:room", 30)
+    assert await state.release_webhook(APP, "vacated:room") is True  # the return cancels it
+    second = await state.hold_webhook(APP, "vacated:room", 30)
+    assert second != first
+    assert await state.release_webhook(APP, "vacated:room", first) is False
+    assert await state.release_webhook(APP, "vacated:room", second) is True
+    assert await state.release_webhook(APP, "vacated:room", second) is False
+
+
 @pytest.mark.redis
 async def test_two_nodes_agree_on_online_users_and_a_dead_node_is_reaped(redis_url):
     prefix = f"test-{uuid.uuid4().hex[:8]}"

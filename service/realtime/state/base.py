@@ -114,11 +114,13 @@ class ClusterState(Protocol):
         """Which of ``user_ids`` are signed in somewhere (on a live process)."""
 
     # --- held-back webhooks (channel_vacated / member_removed) ---
-    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> None:
-        """Mark a leave webhook (``key``) as held back, for at most ``ttl`` seconds."""
+    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> str:
+        """Mark a leave webhook (``key``) as held back, for at most ``ttl`` seconds; returns the
+        hold's token (a later hold of the same key replaces it, with a new token)."""
 
-    async def release_webhook(self, app_id: int, key: str) -> bool:
-        """Remove the mark; True if it was there. Of concurrent callers exactly one gets True."""
+    async def release_webhook(self, app_id: int, key: str, token: str | None = None) -> bool:
+        """Remove the mark (with ``token``: only if it is still that hold); True if it was removed.
+        Of concurrent callers exactly one gets True."""
 
     # --- connections ---
     async def connections_changed(self, app_id: int, sockets: int, tabs: int) -> None:

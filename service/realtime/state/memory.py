@@ -87,13 +87,19 @@ class MemoryState:
         users = self._presence.get((app_id, ONLINE_CHANNEL), {})
         return {user for user in user_ids if user in users}
 
-    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> None:
-        held = self.__dict__.setdefault("_held", {})  # (app, key) -> expiry (monotonic)
-        held[(app_id, key)] = time.monotonic() + ttl
+    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> str:
+        held = self.__dict__.setdefault("_held", {})  # (app, key) -> (expiry (monotonic), token)
+        token = uuid.uuid4().hex
+        held[(app_id, key)] = (time.monotonic() + ttl, token)
+        return token
 
-    async def release_webhook(self, app_id: int, key: str) -> bool:
-        expires = self.__dict__.get("_held", {}).pop((app_id, key), None)
-        return expires is not None and expires > time.monotonic()
+    async def release_webhook(self, app_id: int, key: str, token: str | None = None) -> bool:
+        held = self.__dict__.get("_held", {})
+        expires, holder = held.get((app_id, key), (0.0, None))
+        if token is not None and holder != token:
+            return False
+        held.pop((app_id, key), None)
+        return expires > time.monotonic()
 
     async def connections_changed(self, app_id: int, sockets: int, tabs: int) -> None:
         counts = self._conns[app_id]

@@ -170,7 +170,7 @@ class RedisState:
         self._source_key = f"{prefix}:{{cluster}}:usage_source"
         self._scripts = {name: self.redis.register_script(getattr(scripts, name.upper())) for name in (  # redis_scripts.py
             "set_and_sum", "channels", "add_member", "remove_member", "members", "users_present", "bucket",
-            "heartbeat", "claim_dead", "meter", "reap_members", "renew", "rewrite")}
+            "heartbeat", "claim_dead", "meter", "reap_members", "renew", "rewrite", "release_held")}
         # This node's truth: the Redis hashes it owns, as they should be (key -> field -> value),
         # and the sockets behind each count, so adds and removes are idempotent per socket.
         self._owned: dict[str, dict[str, str]] = {}
@@ -551,15 +551,19 @@ class RedisState:
 
     # --- held-back webhooks: p:{a}:held:<key>, one string each, expiring on its own ---
 
-    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> None:
+    async def hold_webhook(self, app_id: int, key: str, ttl: float) -> str:
         self._check_reachable()
+        token = uuid.uuid4().hex
         try:
-            await self.redis.set(self._key(app_id, "held", key), b"1", px=max(int(ttl * 1000), 1))
+            await self.redis.set(self._key(app_id, "held", key), token, px=max(int(ttl * 1000), 1))
         except UNREACHABLE as exc:
             self._unreachable(exc)
             raise
+        return token
 
-    async def release_webhook(self, app_id: int, key: str) -> bool:
+    async def release_webhook(self, app_id: int, key: str, token: str | None = None) -> bool:
+        if token is not None:  # only that hold: compare and delete, in one script
+            return bool(await self._call("release_held", [self._key(app_id, "held", key)], [token]))
         self._check_reachable()
         try:
             return bool(await self.redis.delete(self._key(app_id, "held", key)))  # DEL: one caller gets 1

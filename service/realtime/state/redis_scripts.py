@@ -300,3 +300,10 @@ local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms())
 for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
 return dead
 """
+
+# KEYS: a held-back webhook's mark. ARGV: the token of the hold. Deletes the mark only if it is
+# still that hold (a later leave may have held the same key again): 1 if deleted.
+RELEASE_HELD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
