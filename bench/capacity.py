@@ -219,13 +219,14 @@ def process_cpu(w: Workload, u: dict[str, Unit], n: int) -> dict[str, float]:
     per_socket_msgs = q * w.fanout / w.connections
     pings = w.connections / w.activity_timeout * math.exp(-w.activity_timeout * per_socket_msgs)
     # The rate-dependent costs (loop wake-ups, shared by whatever arrives together) are read at
-    # the events a process handles per second: publishes it answers plus messages it receives.
-    rate = (q + q * r) / n
+    # the events a process handles per second: publishes it answers, messages it receives,
+    # connects and subscribes.
+    rate = (q + q * r + x["connects"] * (1 + w.subscriptions)) / n
     return {
         "deliver": q * w.fanout * u["deliver_us"].value / 1e6,
         "receive": q * r * u["msg_us"].at(rate) / 1e6,
         "publish": q * u["publish_us" if w.history else "publish_plain_us"].at(rate) / 1e6,
-        "churn": (x["connects"] * (u["connect_us"].value + w.subscriptions * u["subscribe_us"].value + close_us)
+        "churn": (x["connects"] * (u["connect_us"].at(rate) + w.subscriptions * u["subscribe_us"].at(rate) + close_us)
                   + x["joins"] * u["join_us"].value) / 1e6,
         "keepalive": pings * u["ping_us"].value / 1e6,
         "idle": n * u["proc_idle_cores"].value,
@@ -327,7 +328,8 @@ def plan(w: Workload, u: dict[str, Unit], fleet: Fleet = Fleet()) -> dict:
     client_bits = deliveries * (w.frame_bytes + fleet.tcp_ip_bytes) * 8
     # Connect storms: every connection reconnecting at once (a load balancer restart, a network
     # blip: pusher-js reconnects within seconds), and one process of a rolling restart draining.
-    connect_py_us = v["connect_us"] + w.subscriptions * v["subscribe_us"]
+    # (a storm keeps every process busy: the costs at the highest rate measured)
+    connect_py_us = u["connect_us"].at(math.inf) + w.subscriptions * u["subscribe_us"].at(math.inf)
     up, _ = lifecycle_redis_us(w, u, rcpu["state_nodes"])
     per_app = w.connections / w.apps
     storm_redis_s = max(w.connections * up / 1e6 / m, per_app * apps_on_busiest(m) * up / 1e6)
@@ -612,19 +614,24 @@ class Generator:
         return [worker.reply(timeout) for worker in self.workers]
 
     def connect(self, urls: list[str], sockets: list[tuple[int, list[str]]], concurrency: int = 50,
-                timeout: float = 120) -> dict:
-        """Socket i goes to worker i % workers (``subscribe`` and the placement rely on it)."""
+                timeout: float = 120, rate: float = 0) -> dict:
+        """Socket i goes to worker i % workers (``subscribe`` and the placement rely on it); ``rate``:
+        sockets started per second (0: as fast as ``concurrency`` allows)."""
         w = len(self.workers)
         self.count += len(sockets)
-        replies = self._all("connect", [{"urls": urls, "sockets": sockets[i::w], "concurrency": concurrency // w,
-                                         "timeout_ms": 30_000} for i in range(w)], timeout)
-        return {k: sum(r[k] for r in replies) for k in ("ok", "failed", "subscribed", "refused")}
+        replies = self._all("connect", [{"urls": urls, "sockets": sockets[i::w], "rate": rate / w,
+                                         "concurrency": max(1, concurrency // w), "timeout_ms": 30_000}
+                                        for i in range(w)], timeout)
+        return {**{k: sum(r[k] for r in replies) for k in ("ok", "failed", "subscribed", "refused")},
+                "seconds": (max(r["t_end"] for r in replies) - min(r["t_start"] for r in replies)) / 1000}
 
-    def subscribe(self, channels: list[list[str]], concurrency: int = 50, timeout: float = 120) -> dict:
+    def subscribe(self, channels: list[list[str]], concurrency: int = 50, timeout: float = 120,
+                  rate: float = 0) -> dict:
         w = len(self.workers)
-        replies = self._all("subscribe", [{"channels": channels[i::w], "concurrency": concurrency // w,
-                                           "timeout_ms": 30_000} for i in range(w)], timeout)
-        return {k: sum(r[k] for r in replies) for k in ("subscribed", "refused")}
+        replies = self._all("subscribe", [{"channels": channels[i::w], "concurrency": max(1, concurrency // w),
+                                           "rate": rate / w, "timeout_ms": 30_000} for i in range(w)], timeout)
+        return {**{k: sum(r[k] for r in replies) for k in ("subscribed", "refused")},
+                "seconds": (max(r["t_end"] for r in replies) - min(r["t_start"] for r in replies)) / 1000}
 
     def pids(self) -> list[int]:
         return [w.proc.pid for w in (*self.workers, self.publisher)]
@@ -705,6 +712,7 @@ HTTP_RATES = (50, 300, 1000)  # signed publishes/s answered by process A
 LAYER_RATES = (100, 300, 1000, 3000, 6000)  # publishes/s through the channel layer, history on
 PLAIN_RATES = (300, 3000)  # the same, history off
 EXTRA_RECEIVERS = 8  # raw subscriber connections added to measure Redis's cost per further receiver
+CAL_FAST, CAL_SLOW = 0, 100  # the two paces of churn: as fast as 50 in flight allow, and 100 sockets/s
 
 
 def _seconds(rate: float, publishes: int = 1200) -> float:
@@ -900,35 +908,52 @@ def calibrate(log=print) -> dict:
             put("proc_rss_mib", dep.snapshot()["procs"][b]["rss"] / 2**20, "process B after warm-up, no sockets")
             put("calibrate_nodes", 2, "processes A and B hold the app")
 
-            d, r = _phase(dep, log, f"connect {CAL_SOCKETS} sockets to B",
-                          lambda: gen.connect(urls, [(b, [])] * CAL_SOCKETS))
-            assert r["ok"] == CAL_SOCKETS, r
-            put("connect_us", _net(d, idle, "procs")[b] / CAL_SOCKETS * 1e6, "connect phase, process B")
-            put("redis_connect_us", _net(d, idle, "redis") / CAL_SOCKETS * 1e6, "connect phase, 3 masters")
-            put("rss_socket_kib", d["procs"][b]["rss"] / CAL_SOCKETS / 1024, "connect phase, process B RSS")
-            put("kernel_socket_kib", d["slab_kib"] / (2 * CAL_SOCKETS),
-                "connect phase, /proc/meminfo Slab, per socket (client and server ends)")
-
+            # Connects and subscribes, each at two paces: as fast as 50 in flight allow, and CAL_SLOW
+            # sockets/s. A process handling fewer events per second pays more per event (each wakes
+            # its event loop, and its Redis round trips are not shared).
+            half = CAL_SOCKETS // 2
             narrow = [f"n-{i}" for i in range(CAL_SOCKETS)]
             wide = [f"w-{i}" for i in range(CAL_WIDE)]
-            d, r = _phase(dep, log, "subscribe each to a channel of its own (B joins each)",
-                          lambda: gen.subscribe([[c] for c in narrow]))
-            assert r["subscribed"] == CAL_SOCKETS, r
-            sub_join_py = _net(d, idle, "procs")[b] / CAL_SOCKETS * 1e6
-            sub_join_redis = _net(d, idle, "redis") / CAL_SOCKETS * 1e6
-            new_sub_bytes = sum(x["memory"] for x in d["redis"]) / CAL_SOCKETS
-            rss_new = d["procs"][b]["rss"]
-            d, r = _phase(dep, log, f"subscribe each to one of {CAL_WIDE} channels (B has them after the first)",
-                          lambda: gen.subscribe([[wide[i % CAL_WIDE]] for i in range(CAL_SOCKETS)]))
-            assert r["subscribed"] == CAL_SOCKETS, r
-            sub_py = _net(d, idle, "procs")[b] / CAL_SOCKETS * 1e6
-            sub_redis = _net(d, idle, "redis") / CAL_SOCKETS * 1e6
-            put("subscribe_us", sub_py, "subscribe-existing phase, process B")
-            put("redis_subscribe_us", sub_redis, "subscribe-existing phase, 3 masters")
-            put("join_us", max(sub_join_py - sub_py, 0.0), "subscribe-new minus subscribe-existing, process B")
-            put("redis_join_us", max(sub_join_redis - sub_redis, 0.0), "subscribe-new minus subscribe-existing, masters")
-            put("rss_subscription_kib", (rss_new + d["procs"][b]["rss"]) / (2 * CAL_SOCKETS) / 1024,
-                "both subscribe phases, process B RSS")
+            conn_points, conn_redis, sub_points, sub_redis, join_py, join_redis = [], [], [], [], [], []
+            rss_socket = slab = rss_subs = new_sub_bytes = 0.0
+            for pace, part in ((CAL_FAST, 0), (CAL_SLOW, 1)):
+                label = f"{pace} sockets/s" if pace else "50 at once"
+                d, r = _phase(dep, log, f"connect {half} sockets to B, {label}",
+                              lambda pace=pace: gen.connect(urls, [(b, [])] * half, rate=pace))
+                assert r["ok"] == half, r
+                conn_points.append((half / r["seconds"], _net(d, idle, "procs")[b] / half * 1e6))
+                conn_redis.append(_net(d, idle, "redis") / half * 1e6)
+                rss_socket += d["procs"][b]["rss"] / CAL_SOCKETS
+                slab += d["slab_kib"] / (2 * CAL_SOCKETS)
+                mine = range(part * half, (part + 1) * half)  # this pace's sockets
+                d, r = _phase(dep, log, f"subscribe each of them to a channel of its own (B joins each), {label}",
+                              lambda pace=pace, mine=mine: gen.subscribe(
+                                  [[narrow[i]] if i in mine else [] for i in range(CAL_SOCKETS)], rate=pace))
+                assert r["subscribed"] == half, r
+                new_py, new_redis = _net(d, idle, "procs")[b] / half * 1e6, _net(d, idle, "redis") / half * 1e6
+                new_sub_bytes += sum(x["memory"] for x in d["redis"]) / CAL_SOCKETS
+                rss_subs += d["procs"][b]["rss"]
+                d, r = _phase(dep, log, f"subscribe each of them to one of {CAL_WIDE} channels (B has them after "
+                              f"the first), {label}",
+                              lambda pace=pace, mine=mine: gen.subscribe(
+                                  [[wide[i % CAL_WIDE]] if i in mine else [] for i in range(CAL_SOCKETS)],
+                                  rate=pace))
+                assert r["subscribed"] == half, r
+                sub_points.append((half / r["seconds"], _net(d, idle, "procs")[b] / half * 1e6))
+                sub_redis.append(_net(d, idle, "redis") / half * 1e6)
+                join_py.append(new_py - sub_points[-1][1])
+                join_redis.append(new_redis - sub_redis[-1])
+                rss_subs += d["procs"][b]["rss"]
+            put_points("connect_us", conn_points, f"connect phases (50 at once, and {CAL_SLOW}/s), process B; "
+                       "rates: connects/s")
+            put_points("subscribe_us", sub_points, "subscribe-existing phases, process B; rates: subscribes/s")
+            put("redis_connect_us", conn_redis[0], "connect phase, 50 at once, 3 masters")
+            put("redis_subscribe_us", sub_redis[0], "subscribe-existing phase, 50 at once, 3 masters")
+            put("join_us", max(join_py[0], 0.0), "subscribe-new minus subscribe-existing, 50 at once, B")
+            put("redis_join_us", max(join_redis[0], 0.0), "subscribe-new minus subscribe-existing, 50 at once, masters")
+            put("rss_socket_kib", rss_socket / 1024, "connect phases, process B RSS")
+            put("kernel_socket_kib", slab, "connect phases, /proc/meminfo Slab, per socket (client and server ends)")
+            put("rss_subscription_kib", rss_subs / (2 * CAL_SOCKETS) / 1024, "subscribe phases, process B RSS")
             put("calibrate_subscriptions", 2, "every socket on B has 2 subscriptions when closed")
 
             d, r = _phase(dep, log, "a pusher:ping on every socket", gen.ping)
@@ -1127,6 +1152,7 @@ class CheckLoad:
     subscriptions: int = 2  # channels per socket, drawn at random (seeded) from `channels`
     channels: int = 100  # so 80 subscribers per channel on average
     publishes_per_s: float = 250.0  # signed HTTP, channel i % channels through process i % processes
+    connect_concurrency: int = 100  # sockets connecting (and subscribing) at once
     seconds: float = 15.0
     seed: int = 11
     history: bool = True
@@ -1156,8 +1182,9 @@ def predict_run(load: CheckLoad, sockets: list[tuple[int, list[str]]], publishes
         socks = sum(1 for q, _ in sockets if q == p)
         subs = sum(local[p].values())
         joins = len(local[p])
+        rate = (socks + subs) / seconds["connecting"]  # events/s while the generator connected
         pred["connect"][f"process {p}"] = (v["proc_idle_cores"] * seconds["connect"] + (
-            socks * v["connect_us"] + subs * v["subscribe_us"] + joins * v["join_us"]) / 1e6)
+            socks * u["connect_us"].at(rate) + subs * u["subscribe_us"].at(rate) + joins * v["join_us"]) / 1e6)
     socks, subs = len(sockets), sum(len(c) for _, c in sockets)
     joins = sum(len(x) for x in local)
     pred["connect"]["Redis, 3 masters"] = ((v["redis_idle_cores"] * n + v["redis_cron_cores"] * m) * seconds["connect"] + (
@@ -1240,7 +1267,8 @@ def check(load: CheckLoad, u: dict[str, Unit], log=print) -> dict:
             gen.close()
             rss0 = [p["rss"] for p in dep.snapshot()["procs"]]
             d_conn, r = _phase(dep, log, f"connect {load.connections} sockets, {load.subscriptions} channels each",
-                               metered("connect", lambda: gen.connect(urls, sockets, concurrency=100)))
+                               metered("connect", lambda: gen.connect(urls, sockets,
+                                                                      concurrency=load.connect_concurrency)))
             if r["ok"] != load.connections or r["subscribed"] != load.connections * load.subscriptions:
                 raise RuntimeError(f"connect phase incomplete: {r}")
             rss1 = [p["rss"] for p in dep.snapshot()["procs"]]
@@ -1254,7 +1282,8 @@ def check(load: CheckLoad, u: dict[str, Unit], log=print) -> dict:
             received = gen.received()
             per_channel = dict(zip(channels, sent["per_channel"], strict=True))
             d_close, _ = _phase(dep, log, "close every socket", metered("close", gen.close))
-            secs = {"connect": d_conn["seconds"], "publish": d_pub["seconds"], "close": d_close["seconds"]}
+            secs = {"connect": d_conn["seconds"], "connecting": r["seconds"], "publish": d_pub["seconds"],
+                    "close": d_close["seconds"]}
             pred = predict_run(load, sockets, per_channel, sent["per_target"], shard_of, u, secs)
         finally:
             gen.stop()
@@ -1318,6 +1347,8 @@ def main(argv=None) -> int:
     parser.add_argument("--publishes", type=float, default=CheckLoad.publishes_per_s, help="--check: publishes/s")
     parser.add_argument("--seconds", type=float, default=CheckLoad.seconds, help="--check: publish phase length")
     parser.add_argument("--no-history", action="store_true", help="--check: the app keeps no history")
+    parser.add_argument("--connect-concurrency", type=int, default=CheckLoad.connect_concurrency,
+                        help="--check: sockets connecting at once")
     args = parser.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.calibrate:
@@ -1328,7 +1359,8 @@ def main(argv=None) -> int:
             return 0
     u = units(args.units)
     if args.check:
-        load = CheckLoad(publishes_per_s=args.publishes, seconds=args.seconds, history=not args.no_history)
+        load = CheckLoad(publishes_per_s=args.publishes, seconds=args.seconds, history=not args.no_history,
+                         connect_concurrency=args.connect_concurrency)
         result = check(load, u, log)
         if args.json:
             args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -10,9 +10,9 @@ their own, timing every delivery twice.
 
 The Node generator cannot do the first (Node has no ``SO_TIMESTAMPNS``), and its processes that
 hold the big tenant's sockets share a core with whatever receives the neighbour's frames, so a
-Node receiver's p99 mixes the server's delay with the generator's. This process is also made
-real-time (``SCHED_FIFO``) by the scenario where that is permitted, so its reads are not queued
-behind the big tenant's receivers either.
+Node receiver's p99 mixes the server's delay with the generator's. The scenario also gives this
+process nice -20 where that is permitted, so its reads do not queue behind the big tenant's
+receivers either.
 
 JSON lines on stdin/stdout, the commands of ``bench/js/subscriber.js`` (connect, reset, expect,
 stats, exit); ``stats`` has ``latencies`` (read - sent, ms) and ``arrivals`` (arrival - sent, ms).

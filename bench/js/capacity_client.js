@@ -2,10 +2,11 @@
 // Node process, spread over several servers, each subscribed to its own list of channels.
 // Driven by JSON lines on stdin, answers with JSON lines on stdout (bench/loadgen.py NodeWorker).
 //
-//   connect   {urls, sockets: [[url index, [channels]], ...], concurrency, timeout_ms}
+//   connect   {urls, sockets: [[url index, [channels]], ...], concurrency, timeout_ms, rate}
 //             opens the sockets (waits for pusher:connection_established), then subscribes each
 //             to its channels (waits for every pusher_internal:subscription_succeeded)
-//   subscribe {channels: [[channels] per socket, in connect order], concurrency, timeout_ms}
+//   subscribe {channels: [[channels] per socket, in connect order], concurrency, timeout_ms, rate}
+//             (rate: sockets started per second, 0 = as fast as `concurrency` allows)
 //   reset / stats / expect {target, timeout_ms}: messages of event "bench" received
 //   ping      {timeout_ms}: a pusher:ping on every socket, answered when every pusher:pong is in
 //   close     terminates every socket
@@ -84,10 +85,19 @@ function subscribeOne(sock, channels, timeoutMs) {
   }))).then((oks) => oks.filter(Boolean).length);
 }
 
-// Run `job(i)` for i in [0, count) with at most `concurrency` in flight.
-async function lanes(count, concurrency, job) {
+// Run `job(i)` for i in [0, count) with at most `concurrency` in flight; with `rate` (> 0), job i
+// starts no sooner than i / rate seconds after the first.
+async function lanes(count, concurrency, job, rate = 0) {
   let next = 0;
-  const lane = async () => { while (next < count) await job(next++); };
+  const t0 = now();
+  const lane = async () => {
+    while (next < count) {
+      const i = next++;
+      const wait = rate > 0 ? t0 + (i * 1000) / rate - now() : 0;
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await job(i);
+    }
+  };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, lane));
 }
 
@@ -106,7 +116,7 @@ async function connect(cmd) {
       subscribed += n;
       refused += channels.length - n;
     }
-  });
+  }, cmd.rate);
   for (const sock of opened) if (sock !== null) sockets.push(sock);
   out({ type: 'connected', ok, failed, subscribed, refused, t_start, t_end: now() });
 }
@@ -114,11 +124,14 @@ async function connect(cmd) {
 async function subscribe(cmd) {
   const t_start = now();
   let subscribed = 0, refused = 0;
-  await lanes(Math.min(cmd.channels.length, sockets.length), cmd.concurrency, async (i) => {
+  const todo = []; // sockets with channels to subscribe (the pace counts only those)
+  for (let i = 0; i < Math.min(cmd.channels.length, sockets.length); i++) if (cmd.channels[i].length) todo.push(i);
+  await lanes(todo.length, cmd.concurrency, async (j) => {
+    const i = todo[j];
     const n = await subscribeOne(sockets[i], cmd.channels[i], cmd.timeout_ms);
     subscribed += n;
     refused += cmd.channels[i].length - n;
-  });
+  }, cmd.rate);
   out({ type: 'subscribed', subscribed, refused, t_start, t_end: now() });
 }
 

@@ -70,7 +70,7 @@ def test_predict_run_counts_the_exact_placement():
                               publishes_per_s=10, seconds=1)
     sockets = [(0, ["c-0"]), (1, ["c-0"]), (0, ["c-1"]), (0, ["c-1"])]
     pred = capacity.predict_run(load, sockets, {"c-0": 5, "c-1": 3}, [4, 4], {"c-0": 0, "c-1": 2}, UNITS,
-                                {"connect": 1, "publish": 1, "close": 1})
+                                {"connect": 1, "connecting": 1, "publish": 1, "close": 1})
     assert pred["deliveries"] == 5 * 2 + 3 * 2
     assert pred["spublish"] == [5, 0, 3]
     # Process 0 receives both channels (8 messages, 5 + 6 writes); process 1 only c-0.

@@ -1,5 +1,7 @@
 """Every bad frame or connect gets the documented answer, and everyone else keeps being served."""
 
+import re
+
 import pytest
 
 from service.realtime import signatures
@@ -110,6 +112,8 @@ async def test_connection_established_and_ping(tabcast, app):
 async def test_subscription_succeeded_shape(tabcast, app):
     client = await RawClient.established(tabcast, app["key"])
     frame = await client.subscribe("shape")
+    # Pusher's shape, plus the stream position recovery adds (docs/recovery.md; pusher-js ignores it).
+    assert re.fullmatch(r"[0-9a-f]{8}:0", frame.pop("position"))
     assert frame == {"event": "pusher_internal:subscription_succeeded", "channel": "shape", "data": "{}"}
     channel_data = '{"user_id":"7","user_info":{"n":1}}'
     auth = f"{app['key']}:{signatures.sign(app['secret'], f'{client.socket_id}:presence-s:{channel_data}')}"
