@@ -27,7 +27,7 @@ import random
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -69,7 +69,8 @@ CALIBRATED = {
     "deliver_us": "µs server CPU per socket write of a received message (fitted with msg_us)",
     "publish_us": "µs CPU of the process answering a signed publish, history on (no local subscriber)",
     "publish_plain_us": "µs CPU of the process answering a signed publish, history off",
-    "connect_us": "µs server CPU per connect (pusher:connection_established; Redis state write)",
+    "connect_us": "µs server CPU per connect (pusher:connection_established; Redis state write), at full pace",
+    "churn_factor": "connect/subscribe cost at a process's events/s over their cost at full pace",
     "subscribe_us": "µs server CPU per subscribe to a channel the process already receives",
     "join_us": "extra µs server CPU when the process joins the channel (SSUBSCRIBE)",
     "close_us": "µs server CPU per socket closed (with its subscriptions: calibrate_subscriptions)",
@@ -81,6 +82,7 @@ CALIBRATED = {
     "kernel_socket_kib": "KiB kernel memory (slab) per connected TCP socket (both ends counted once each)",
     "redis_publish_us": "µs redis-server CPU per publish, history on (the Lua script), 1 receiving process",
     "redis_publish_plain_us": "µs redis-server CPU per publish, history off (SPUBLISH), 1 receiving process",
+    "redis_out_plain_us": "µs redis-server CPU per further receiving process of a publish, history off",
     "redis_out_us": "µs redis-server CPU per further receiving process of a publish",
     "redis_connect_us": "µs redis-server CPU per connect (state script over calibrate_nodes nodes)",
     "redis_subscribe_us": "µs redis-server CPU per subscribe, channel already joined (state script + history read)",
@@ -95,7 +97,8 @@ CALIBRATED = {
     "history_message_bytes": "Redis memory per message kept in a channel's history",
     "history_channel_bytes": "Redis memory per channel with history (stream keys)",
     "redis_subscription_bytes": "Redis memory per (process, channel): its count entry, its pub/sub subscription",
-    "redis_channel_bytes": "Redis memory per channel subscribed anywhere, besides history (stream epoch, pub/sub channel)",
+    "redis_channel_bytes": ("Redis memory per channel subscribed anywhere, besides history "
+                            "(stream epoch, pub/sub channel)"),
     "redis_clients_per_process": "client connections each Tabcast process holds to each master",
     "calibrate_nodes": "Tabcast processes holding the app while calibrating (state scripts read each)",
     "calibrate_subscriptions": "subscriptions per socket when close_us was measured",
@@ -135,10 +138,15 @@ def units(path: Path | None = UNITS_FILE) -> dict[str, Unit]:
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
         for name, entry in data["units"].items():
-            points = tuple(tuple(x) for x in entry.get("points", ()))
+            # A cost measured as a difference can come out 0 or below when it is under the counters'
+            # resolution: such a point is left out (not read as "free" at and above its rate).
+            measured = tuple(tuple(x) for x in entry.get("points", ()))
+            points = tuple(x for x in measured if x[1] > 0) or measured
+            dropped = f" (left out, under the counters' resolution: {len(measured) - len(points)} point)" \
+                if len(points) < len(measured) else ""
             value = entry["value"] if "value" in entry else points[0][1]
             out[name] = Unit(value, CALIBRATED.get(name, entry.get("unit", "")),
-                             f"bench/capacity_units.json ({data['measured']}): {entry['phase']}", points)
+                             f"bench/capacity_units.json ({data['measured']}): {entry['phase']}{dropped}", points)
     return out
 
 
@@ -226,8 +234,8 @@ def process_cpu(w: Workload, u: dict[str, Unit], n: int) -> dict[str, float]:
         "deliver": q * w.fanout * u["deliver_us"].value / 1e6,
         "receive": q * r * u["msg_us"].at(rate) / 1e6,
         "publish": q * u["publish_us" if w.history else "publish_plain_us"].at(rate) / 1e6,
-        "churn": (x["connects"] * (u["connect_us"].at(rate) + w.subscriptions * u["subscribe_us"].at(rate) + close_us)
-                  + x["joins"] * u["join_us"].value) / 1e6,
+        "churn": (x["connects"] * ((u["connect_us"].value + w.subscriptions * u["subscribe_us"].value)
+                                   * u["churn_factor"].at(rate) + close_us) + x["joins"] * u["join_us"].value) / 1e6,
         "keepalive": pings * u["ping_us"].value / 1e6,
         "idle": n * u["proc_idle_cores"].value,
     }
@@ -318,7 +326,7 @@ def plan(w: Workload, u: dict[str, Unit], fleet: Fleet = Fleet()) -> dict:
     m_net = _ceil(redis_out_bits / (fleet.redis_net_gbit * 1e9))
     m = max(m_cpu, m_mem, m_net, fleet.min_shards)
     if m == fleet.min_shards:
-        shard_limit = "minimum (3 masters)"
+        shard_limit = "minimum"
     else:
         shard_limit = "CPU" if m == m_cpu else "memory" if m == m_mem else "network"
     rcpu = redis_cpu(w, u, n, m)
@@ -328,8 +336,8 @@ def plan(w: Workload, u: dict[str, Unit], fleet: Fleet = Fleet()) -> dict:
     client_bits = deliveries * (w.frame_bytes + fleet.tcp_ip_bytes) * 8
     # Connect storms: every connection reconnecting at once (a load balancer restart, a network
     # blip: pusher-js reconnects within seconds), and one process of a rolling restart draining.
-    # (a storm keeps every process busy: the costs at the highest rate measured)
-    connect_py_us = u["connect_us"].at(math.inf) + w.subscriptions * u["subscribe_us"].at(math.inf)
+    # (a storm keeps every process busy: the costs at full pace)
+    connect_py_us = v["connect_us"] + w.subscriptions * v["subscribe_us"]
     up, _ = lifecycle_redis_us(w, u, rcpu["state_nodes"])
     per_app = w.connections / w.apps
     storm_redis_s = max(w.connections * up / 1e6 / m, per_app * apps_on_busiest(m) * up / 1e6)
@@ -426,15 +434,16 @@ def shapes_table(u: dict[str, Unit], fleet: Fleet = Fleet(), connections: int = 
     cols = list(SHAPES)
     plans = [plan(replace(BASE, name=s, connections=connections, **SHAPES[s]), u, fleet) for s in cols]
     rows = [
-        ("S / P per 1k / F / apps", lambda p: "{subscriptions:g} / {publishes_per_1k:g} / {fanout:,g} / {apps:,}".format(
-            **p["workload"])),
+        ("S / P per 1k / F / apps",
+         lambda p: "{subscriptions:g} / {publishes_per_1k:g} / {fanout:,g} / {apps:,}".format(**p["workload"])),
         ("deliveries/s", lambda p: _n(p["deliveries_per_s"])),
         ("processes (limit)", lambda p: f"{p['processes']:,} ({p['process_limit']})"),
         ("Python cores: writes / receives / publishes / churn",
          lambda p: " / ".join(f"{p['process_cpu'][k]:.1f}" for k in ("deliver", "receive", "publish", "churn"))),
         ("receiving processes per publish", lambda p: _n(p["receivers_per_publish"])),
         ("Redis masters (limit)", lambda p: f"{p['shards']} ({p['shard_limit']})"),
-        ("Redis cores: publishes / state", lambda p: f"{p['redis_cpu']['publish']:.2f} / {p['redis_cpu']['state']:.2f}"),
+        ("Redis cores: publishes / state",
+         lambda p: f"{p['redis_cpu']['publish']:.2f} / {p['redis_cpu']['state']:.2f}"),
         ("one app's state scripts (cores, on one master)",
          lambda p: f"{p['one_app_state_cores']:.3f}" + (" **> one master**" if p["one_app_too_big"] else "")),
         ("memory GB (processes + Redis)", lambda p: f"{p['process_memory_gb']:.1f} + {p['redis_memory_gb']:.1f}"),
@@ -448,9 +457,10 @@ def shapes_table(u: dict[str, Unit], fleet: Fleet = Fleet(), connections: int = 
 
 
 def units_table(u: dict[str, Unit]) -> str:
-    lines = ["| unit | value | source |", "|---|---|---|"]
+    lines = ["| unit | value (at a rate: per second, per process or per master) | source |", "|---|---|---|"]
     for name, x in sorted(u.items()):
-        lines.append(f"| `{name}`: {x.unit} | {x.value:,.4g} | {x.source} |")
+        value = "; ".join(f"{v:,.4g} at {r:,.0f}/s" for r, v in x.points) if x.points else f"{x.value:,.4g}"
+        lines.append(f"| `{name}`: {x.unit} | {value} | {x.source} |")
     return "\n".join(lines)
 
 
@@ -712,7 +722,7 @@ HTTP_RATES = (50, 300, 1000)  # signed publishes/s answered by process A
 LAYER_RATES = (100, 300, 1000, 3000, 6000)  # publishes/s through the channel layer, history on
 PLAIN_RATES = (300, 3000)  # the same, history off
 EXTRA_RECEIVERS = 8  # raw subscriber connections added to measure Redis's cost per further receiver
-CAL_FAST, CAL_SLOW = 0, 100  # the two paces of churn: as fast as 50 in flight allow, and 100 sockets/s
+CAL_SLOW = 100  # sockets/s of the paced churn phase (connect + 2 subscribes each)
 
 
 def _seconds(rate: float, publishes: int = 1200) -> float:
@@ -908,52 +918,57 @@ def calibrate(log=print) -> dict:
             put("proc_rss_mib", dep.snapshot()["procs"][b]["rss"] / 2**20, "process B after warm-up, no sockets")
             put("calibrate_nodes", 2, "processes A and B hold the app")
 
-            # Connects and subscribes, each at two paces: as fast as 50 in flight allow, and CAL_SLOW
-            # sockets/s. A process handling fewer events per second pays more per event (each wakes
-            # its event loop, and its Redis round trips are not shared).
+            # Connects and subscribes: each kind alone, as fast as 50 in flight allow (the unit
+            # costs); then whole socket lifecycles (connect, a new channel, an existing one) paced at
+            # CAL_SLOW sockets/s. A process handling fewer events per second pays more per event
+            # (each wakes its event loop): ``churn_factor`` is that pace's cost over the fast one's.
             half = CAL_SOCKETS // 2
             narrow = [f"n-{i}" for i in range(CAL_SOCKETS)]
             wide = [f"w-{i}" for i in range(CAL_WIDE)]
-            conn_points, conn_redis, sub_points, sub_redis, join_py, join_redis = [], [], [], [], [], []
-            rss_socket = slab = rss_subs = new_sub_bytes = 0.0
-            for pace, part in ((CAL_FAST, 0), (CAL_SLOW, 1)):
-                label = f"{pace} sockets/s" if pace else "50 at once"
-                d, r = _phase(dep, log, f"connect {half} sockets to B, {label}",
-                              lambda pace=pace: gen.connect(urls, [(b, [])] * half, rate=pace))
-                assert r["ok"] == half, r
-                conn_points.append((half / r["seconds"], _net(d, idle, "procs")[b] / half * 1e6))
-                conn_redis.append(_net(d, idle, "redis") / half * 1e6)
-                rss_socket += d["procs"][b]["rss"] / CAL_SOCKETS
-                slab += d["slab_kib"] / (2 * CAL_SOCKETS)
-                mine = range(part * half, (part + 1) * half)  # this pace's sockets
-                d, r = _phase(dep, log, f"subscribe each of them to a channel of its own (B joins each), {label}",
-                              lambda pace=pace, mine=mine: gen.subscribe(
-                                  [[narrow[i]] if i in mine else [] for i in range(CAL_SOCKETS)], rate=pace))
-                assert r["subscribed"] == half, r
-                new_py, new_redis = _net(d, idle, "procs")[b] / half * 1e6, _net(d, idle, "redis") / half * 1e6
-                new_sub_bytes += sum(x["memory"] for x in d["redis"]) / CAL_SOCKETS
-                rss_subs += d["procs"][b]["rss"]
-                d, r = _phase(dep, log, f"subscribe each of them to one of {CAL_WIDE} channels (B has them after "
-                              f"the first), {label}",
-                              lambda pace=pace, mine=mine: gen.subscribe(
-                                  [[wide[i % CAL_WIDE]] if i in mine else [] for i in range(CAL_SOCKETS)],
-                                  rate=pace))
-                assert r["subscribed"] == half, r
-                sub_points.append((half / r["seconds"], _net(d, idle, "procs")[b] / half * 1e6))
-                sub_redis.append(_net(d, idle, "redis") / half * 1e6)
-                join_py.append(new_py - sub_points[-1][1])
-                join_redis.append(new_redis - sub_redis[-1])
-                rss_subs += d["procs"][b]["rss"]
-            put_points("connect_us", conn_points, f"connect phases (50 at once, and {CAL_SLOW}/s), process B; "
-                       "rates: connects/s")
-            put_points("subscribe_us", sub_points, "subscribe-existing phases, process B; rates: subscribes/s")
-            put("redis_connect_us", conn_redis[0], "connect phase, 50 at once, 3 masters")
-            put("redis_subscribe_us", sub_redis[0], "subscribe-existing phase, 50 at once, 3 masters")
-            put("join_us", max(join_py[0], 0.0), "subscribe-new minus subscribe-existing, 50 at once, B")
-            put("redis_join_us", max(join_redis[0], 0.0), "subscribe-new minus subscribe-existing, 50 at once, masters")
-            put("rss_socket_kib", rss_socket / 1024, "connect phases, process B RSS")
-            put("kernel_socket_kib", slab, "connect phases, /proc/meminfo Slab, per socket (client and server ends)")
-            put("rss_subscription_kib", rss_subs / (2 * CAL_SOCKETS) / 1024, "subscribe phases, process B RSS")
+            first = range(half)
+            d, r = _phase(dep, log, f"connect {half} sockets to B, 50 at once",
+                          lambda: gen.connect(urls, [(b, [])] * half))
+            assert r["ok"] == half, r
+            fast_seconds = r["seconds"]
+            connect_py = _net(d, idle, "procs")[b] / half * 1e6
+            put("connect_us", connect_py, "connect phase (50 at once), process B")
+            put("redis_connect_us", _net(d, idle, "redis") / half * 1e6, "connect phase (50 at once), 3 masters")
+            rss_socket, slab = d["procs"][b]["rss"] / half, d["slab_kib"] / (2 * half)
+            d, r = _phase(dep, log, "subscribe each to a channel of its own (B joins each), 50 at once",
+                          lambda: gen.subscribe([[narrow[i]] for i in first]))
+            assert r["subscribed"] == half, r
+            fast_seconds += r["seconds"]
+            new_py, new_redis = _net(d, idle, "procs")[b] / half * 1e6, _net(d, idle, "redis") / half * 1e6
+            new_sub_bytes = sum(x["memory"] for x in d["redis"]) / half
+            rss_subs = d["procs"][b]["rss"]
+            d, r = _phase(dep, log, f"subscribe each to one of {CAL_WIDE} channels (B has them after the first), "
+                          "50 at once", lambda: gen.subscribe([[wide[i % CAL_WIDE]] for i in first]))
+            assert r["subscribed"] == half, r
+            fast_seconds += r["seconds"]
+            sub_py = _net(d, idle, "procs")[b] / half * 1e6
+            put("subscribe_us", sub_py, "subscribe-existing phase (50 at once), process B")
+            put("redis_subscribe_us", _net(d, idle, "redis") / half * 1e6,
+                "subscribe-existing phase (50 at once), 3 masters")
+            put("join_us", max(new_py - sub_py, 0.0), "subscribe-new minus subscribe-existing (50 at once), B")
+            put("redis_join_us", max(new_redis - measured["redis_subscribe_us"]["value"], 0.0),
+                "subscribe-new minus subscribe-existing (50 at once), masters")
+            rss_subs += d["procs"][b]["rss"]
+            d, r = _phase(dep, log, f"connect {half} more at {CAL_SLOW} sockets/s, each subscribing a channel of "
+                          "its own and a wide one",
+                          lambda: gen.connect(urls, [(b, [narrow[i], wide[i % CAL_WIDE]])
+                                                     for i in range(half, CAL_SOCKETS)], rate=CAL_SLOW))
+            assert r["ok"] == half and r["subscribed"] == 2 * half, r
+            slow = _net(d, idle, "procs")[b] / half * 1e6
+            fast = connect_py + new_py + sub_py
+            put_points("churn_factor", [(3 * half / r["seconds"], slow / fast), (3 * half / fast_seconds, 1.0)],
+                       f"a socket's connect + 2 subscribes at {CAL_SLOW} sockets/s over the same done kind by kind, "
+                       "50 at once; rates: events/s of process B")
+            rss_socket += d["procs"][b]["rss"] / half  # (less its 2 subscriptions, below)
+            rss_subs_per = (rss_subs / (2 * half))
+            put("rss_subscription_kib", rss_subs_per / 1024, "subscribe phases, process B RSS")
+            put("rss_socket_kib", (rss_socket - 2 * rss_subs_per) / 2 / 1024, "connect phases, process B RSS")
+            put("kernel_socket_kib", (slab + d["slab_kib"] / (2 * half)) / 2,
+                "connect phases, /proc/meminfo Slab, per socket (client and server ends)")
             put("calibrate_subscriptions", 2, "every socket on B has 2 subscriptions when closed")
 
             d, r = _phase(dep, log, "a pusher:ping on every socket", gen.ping)
@@ -1131,7 +1146,8 @@ def single_redis_units(log) -> dict:
         full = usage()
         per_message = (full - one) / 99
         put("history_message_bytes", per_message, "MEMORY USAGE of a channel's history, 1 vs 100 frames of ~150 B")
-        put("history_channel_bytes", one - per_message, "MEMORY USAGE of a channel's stream keys with 1 frame, minus it")
+        put("history_channel_bytes", one - per_message,
+            "MEMORY USAGE of a channel's stream keys with 1 frame, minus it")
     finally:
         server.stop()
     return out
@@ -1156,7 +1172,6 @@ class CheckLoad:
     seconds: float = 15.0
     seed: int = 11
     history: bool = True
-    placement: list = field(default_factory=list, repr=False)
 
 
 def place(load: CheckLoad) -> list[tuple[int, list[str]]]:
@@ -1184,10 +1199,12 @@ def predict_run(load: CheckLoad, sockets: list[tuple[int, list[str]]], publishes
         joins = len(local[p])
         rate = (socks + subs) / seconds["connecting"]  # events/s while the generator connected
         pred["connect"][f"process {p}"] = (v["proc_idle_cores"] * seconds["connect"] + (
-            socks * u["connect_us"].at(rate) + subs * u["subscribe_us"].at(rate) + joins * v["join_us"]) / 1e6)
+            (socks * v["connect_us"] + subs * v["subscribe_us"]) * u["churn_factor"].at(rate)
+            + joins * v["join_us"]) / 1e6)
     socks, subs = len(sockets), sum(len(c) for _, c in sockets)
     joins = sum(len(x) for x in local)
-    pred["connect"]["Redis, 3 masters"] = ((v["redis_idle_cores"] * n + v["redis_cron_cores"] * m) * seconds["connect"] + (
+    background = v["redis_idle_cores"] * n + v["redis_cron_cores"] * m  # cores, all masters
+    pred["connect"]["Redis, 3 masters"] = (background * seconds["connect"] + (
         socks * v["redis_connect_us"] + subs * v["redis_subscribe_us"] + joins * v["redis_join_us"]
         + (socks + subs) * extra) / 1e6)
     # Publish phase: each cost at the rate it ran at (per process, per master).
@@ -1222,7 +1239,7 @@ def predict_run(load: CheckLoad, sockets: list[tuple[int, list[str]]], publishes
         socks_p = sum(1 for q, _ in sockets if q == p)
         pred["close"][f"process {p}"] = (v["proc_idle_cores"] * seconds["close"]
                                          + socks_p * v["close_us"] * close_scale(load.subscriptions) / 1e6)
-    pred["close"]["Redis, 3 masters"] = ((v["redis_idle_cores"] * n + v["redis_cron_cores"] * m) * seconds["close"] + socks * (
+    pred["close"]["Redis, 3 masters"] = (background * seconds["close"] + socks * (
         v["redis_close_us"] * close_scale(load.subscriptions) + (1 + load.subscriptions) * extra) / 1e6)
     # Memory after connecting.
     pred["rss"] = [(v["rss_socket_kib"] * sum(1 for q, _ in sockets if q == p)
@@ -1316,7 +1333,7 @@ def check(load: CheckLoad, u: dict[str, Unit], log=print) -> dict:
     for p in range(load.processes):
         row("memory", f"process {p} RSS growth", (rss1[p] - rss0[p]) / 2**20, pred["rss"][p] / 2**20, "MiB")
     return {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "machine": _machine(),
-            "load": {k: v for k, v in asdict(load).items() if k != "placement"},
+            "load": asdict(load),
             "published": {k: v for k, v in sent.items() if k != "per_channel"}, "received": received, "rows": rows,
             "generator_cpu": gen_cpu, "server_cpu": {k: _sum(d, "procs", "cpu") / d["seconds"] for k, d in (
                 ("connect", d_conn), ("publish", d_pub), ("close", d_close))},

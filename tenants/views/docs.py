@@ -26,6 +26,8 @@ DOCS = {
                  "Channel history, resuming by position, and the tabcast:resumed signal: never a silent loss."),
     "deploy": ("Deploying", "docs/deploy.md", "Deploys that lose nothing: draining, rolling restarts, Kubernetes."),
     "redis": ("Redis, Cluster and Sentinel", "docs/redis.md", "One Redis, a Redis Cluster or Sentinel: setup and failover."),
+    "capacity": ("Capacity", "docs/capacity.md",
+                 "Processes, cores, Redis masters and memory for 100k, 1M and 10M connections, and the check."),
     "metrics": ("Metrics", "docs/metrics.md", "What GET /metrics exports for Prometheus."),
     "monitoring": ("Monitoring", "docs/monitoring.md", "Logs, alerts and the Grafana dashboard for operators."),
     "security": ("Security", "docs/security.md", "The threat model and every limit, with its default and its test."),
