@@ -292,8 +292,11 @@ class Node:
                 wanted = Position.parse(since)
             except InvalidPosition:
                 reason = "invalid_position"
+        # No position to resume from: only the stream's top is wanted, not its frames (a read of
+        # 100 kept frames cost ~5x a subscribe's Python, bench/RESULTS.md "Recovery").
+        limit = self.conf["MAX_REPLAY"] if wanted is not None else 0
         try:
-            page = await self.broker.read_stream(group_name(app.id, channel), wanted, self.conf["MAX_REPLAY"])
+            page = await self.broker.read_stream(group_name(app.id, channel), wanted, limit)
         except Exception as exc:  # noqa: BLE001 - Redis away: subscribed all the same, and told
             if not redis_outage.absorb(exc):
                 log.warning("could not read the stream of %s", channel, exc_info=True)

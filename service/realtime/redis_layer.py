@@ -29,6 +29,7 @@ import logging
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close, decode_hosts
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from . import metrics, streams
@@ -111,10 +112,15 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
         script = self._read_scripts.get(shard)
         if script is None or script.registered_client is not shard._redis:  # noqa: SLF001 - a new client after a reconnect
             script = self._read_scripts[shard] = shard._redis.register_script(streams.READ)  # noqa: SLF001
-        args = ("", 0) if since is None else (since.epoch, since.offset)
+        args = [*(("", 0) if since is None else (since.epoch, since.offset)), limit, streams.META_TTL * 1000]
+        keys = streams.redis_keys(self.prefix, group)
         with metrics.timed_redis("history"):
-            reply = await script(keys=streams.redis_keys(self.prefix, group),
-                                 args=[*args, limit, streams.META_TTL * 1000])
+            try:
+                reply = await script(keys=keys, args=args)
+            except RedisConnectionError:
+                # After a Redis restart the pool's idle connections are dead: the first command on
+                # each fails. The read is safe to repeat, on a fresh connection.
+                reply = await script(keys=keys, args=args)
         return streams.page_from_reply(reply)
 
 
