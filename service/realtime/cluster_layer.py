@@ -174,12 +174,19 @@ class ClusterChannelLayer(ConnectionLostListeners, BaseChannelLayer):
         """Close every connection and forget every channel and group (as channels_redis' flush)."""
         if self._loop is None:
             return
-        if self._rerouter:
-            self._rerouter.cancel()
+        # Closing first: a subscriber that fails or is unsubscribed while its link closes must not
+        # start re-routing again (a re-router outliving the layer would spin on a closed layer).
+        self._closing = True
+        self._unrouted.clear()
         self._publishes.cancel()
         for link in list(self._links.values()):
             await link.close()
         await self._cluster.aclose()
+        leftovers = [task for task in (self._rerouter, *self._background) if task is not None and not task.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=1)
         self._loop = None
 
     close = flush
@@ -247,6 +254,7 @@ class ClusterChannelLayer(ConnectionLostListeners, BaseChannelLayer):
                                          sharded=True)  # per link
         self._background: set[asyncio.Task] = set()  # refreshes, closes (see _spawn)
         self._rerouter: asyncio.Task | None = None
+        self._closing = False  # flush() has begun: start nothing new
         self._refreshed_at = -math.inf
         self._peering = False  # joined the control group: keep a beacon on every master
         self._beacons: dict[str, str] = {}  # master name -> its beacon channel
@@ -424,12 +432,14 @@ class ClusterChannelLayer(ConnectionLostListeners, BaseChannelLayer):
                 self._reroute()
 
     def _reroute(self) -> None:
+        if self._closing:
+            return
         if self._rerouter is None or self._rerouter.done():
             self._rerouter = self._loop.create_task(self._reroute_forever())
 
     async def _reroute_forever(self) -> None:
         """Subscribe the unrouted channels on their slots' masters, once the cluster has them."""
-        while self._unrouted:
+        while self._unrouted and not self._closing:
             try:
                 await self._refresh()
                 beacons = set(self._beacons.values())

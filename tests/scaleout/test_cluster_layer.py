@@ -150,6 +150,48 @@ async def test_a_slot_moved_to_another_master_keeps_delivering(topology, pair):
     topology.move_slot(name, old)  # as it was, for the other tests
 
 
+async def test_a_layer_closed_while_re_subscribing_leaves_nothing_running(topology, pair, monkeypatch):
+    """A process shutting down while the cluster reshards: the layer is re-subscribing a moved
+    channel when it is closed. Python 3.11's ``asyncio.wait_for`` can swallow a cancellation that
+    lands as its wait completes; the re-router that missed its cancel then outlived the closed
+    layer, spinning on it (warning every 0.1 s) and hanging the event loop's shutdown (seen in CI).
+    Closed now means closed: that re-router stops at its next turn."""
+    _, receiver, channel, prefix = pair
+    group = "tc.9.closing"
+    await receiver.group_add(group, channel)
+    name = shard_channel(prefix, group)
+    old = topology.master_of(name)
+    new = next(server for server in topology.masters() if server is not old)
+
+    attempts, stuck = [], asyncio.Event()
+    real_subscribe = receiver._subscribe  # noqa: SLF001
+
+    async def subscribe_missing_one_cancel(shard_name: str) -> None:
+        if shard_name != name:
+            return await real_subscribe(shard_name)
+        attempts.append(shard_name)
+        try:
+            await asyncio.Event().wait()  # the new master's confirmation, still on its way
+        except asyncio.CancelledError:
+            stuck.set()  # the cancel lost, as wait_for may lose it
+        raise ConnectionError("not confirmed")
+
+    monkeypatch.setattr(receiver, "_subscribe", subscribe_missing_one_cancel)
+    topology.move_slot(name, new)  # the old master unsubscribes us: the layer re-routes
+    try:
+        for _ in range(200):
+            if attempts:
+                break
+            await asyncio.sleep(0.05)
+        assert attempts, "the layer did not re-subscribe the moved channel"
+        await receiver.flush()
+        assert stuck.is_set()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task() and not task.done()]
+        assert others == []
+    finally:
+        topology.move_slot(name, old)  # as it was, for the other tests
+
+
 async def until(check, what: str, timeout: float = 20.0) -> float:
     loop = asyncio.get_running_loop()
     started = loop.time()
