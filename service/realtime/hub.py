@@ -6,10 +6,10 @@ pre-encoded frame to every local subscriber.
 
 Fair fan-out. One process serves many tenants on one event loop, and a broadcast to 5,000
 sockets is ~40-60 ms of sends. Written in one go it would hold every other tenant's message
-(and every HTTP request) behind it. So a broadcast to more than ``SLICE`` local sockets (or one
+(and every HTTP request) behind it. So a broadcast to more than a slice of local sockets (or one
 for an app that already has fan-out waiting: its messages stay in order) becomes a job, and one
-task writes the jobs in slices of ``SLICE`` sockets, one slice per app in turn, yielding to the
-event loop after each round. A small broadcast of another app is still written at once, so it
+task writes the jobs in slices (``SLICE`` sockets; ``SOLO_SLICE`` while one app has all the
+subscribers), one slice per app in turn, yielding to the event loop after each round. A small broadcast of another app is still written at once, so it
 waits at most one slice. ``backlog`` (deliveries waiting) lets the broker stop taking messages
 while it is large, as the synchronous loop did: memory stays bounded when publishers outrun the
 process.
@@ -49,7 +49,11 @@ class AppTraffic:
 
 assert set(TRAFFIC_FIELDS) <= set(AppTraffic.__slots__), "AppTraffic must count every TRAFFIC_FIELDS field"
 
-SLICE = 256  # sockets written per app per round: ~2-4 ms of sends here, the most a neighbour waits
+# Sockets written per app per round. A neighbour's message waits at most one slice (~0.4-0.8 ms
+# of sends here at 64), but each round costs a trip through the event loop, so while only one app
+# has subscribers in this process (nobody to wait) rounds are longer.
+SLICE = 64
+SOLO_SLICE = 256
 
 
 class _FanOut:
@@ -68,6 +72,7 @@ class Hub:
     def __init__(self) -> None:
         self.connections: dict[str, Connection] = {}
         self._channels: dict[ChannelKey, dict[str, Connection]] = {}
+        self._app_channels: dict[int, int] = {}  # app id -> its channels with local subscribers
         self._app_sockets: dict[int, int] = defaultdict(int)
         self._app_tabs: dict[int, int] = defaultdict(int)
         self.traffic: dict[int, AppTraffic] = defaultdict(AppTraffic)
@@ -117,6 +122,7 @@ class Hub:
         first = subscribers is None
         if first:
             subscribers = self._channels[key] = {}
+            self._app_channels[app_id] = self._app_channels.get(app_id, 0) + 1
         subscribers[conn.socket_id] = conn
         return first
 
@@ -128,6 +134,10 @@ class Hub:
             return False
         if not subscribers:
             del self._channels[key]
+            if self._app_channels[app_id] == 1:
+                del self._app_channels[app_id]
+            else:
+                self._app_channels[app_id] -= 1
             return True
         return False
 
@@ -162,7 +172,7 @@ class Hub:
         if skip:
             subscribers = {socket_id: conn for socket_id, conn in subscribers.items() if socket_id not in skip}
         wire = text_frame(frame)  # framed once: with no extensions every socket gets the same bytes
-        if len(subscribers) <= SLICE and app_id not in self._jobs:
+        if len(subscribers) <= self._slice() and app_id not in self._jobs:
             return self._write(app_id, frame, wire, subscribers.values(), except_socket)
         job = _FanOut(app_id, frame, wire, list(subscribers.values()), except_socket)
         jobs = self._jobs.get(app_id)
@@ -173,6 +183,9 @@ class Hub:
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write_jobs())
         return len(job.targets) - (except_socket in subscribers)
+
+    def _slice(self) -> int:
+        return SLICE if len(self._app_channels) > 1 else SOLO_SLICE
 
     def _write(self, app_id: int, frame: str, wire: bytes, targets, except_socket: str | None,
                size: int | None = None) -> int:
@@ -200,7 +213,7 @@ class Hub:
                 for app_id in list(self._jobs):
                     jobs = self._jobs[app_id]
                     job = jobs[0]
-                    end = job.done + SLICE
+                    end = job.done + self._slice()
                     self._write(app_id, job.frame, job.wire, job.targets[job.done:end], job.except_socket, job.size)
                     written = min(end, len(job.targets)) - job.done
                     job.done += written

@@ -83,7 +83,28 @@ async def test_the_backlog_is_bounded_for_a_publisher_that_outruns_the_process()
 
 async def test_small_channels_are_written_at_once():
     hub = Hub()
-    sockets = subscribe_many(hub, 1, "room", hub_module.SLICE, "a")
-    assert hub.broadcast(1, "room", "now") == hub_module.SLICE
+    sockets = subscribe_many(hub, 1, "room", hub_module.SOLO_SLICE, "a")
+    assert hub.broadcast(1, "room", "now") == hub_module.SOLO_SLICE
     assert all(socket.frames == ["now"] for socket in sockets)  # synchronously, no task involved
     assert hub.backlog == 0
+
+
+async def test_slices_are_short_only_while_another_app_could_wait():
+    """Alone in the process, an app's broadcast is written in long rounds (fewer trips through the
+    event loop); once another app has subscribers here, in short ones (it waits at most one)."""
+    hub = Hub()
+    crowd = subscribe_many(hub, 1, "crowd", hub_module.SOLO_SLICE, "a")
+    hub.broadcast(1, "crowd", "alone")
+    assert hub.backlog == 0 and all(socket.frames == ["alone"] for socket in crowd)
+
+    (neighbour,) = subscribe_many(hub, 2, "room", 1, "b")
+    hub.broadcast(1, "crowd", "beside")
+    assert hub.backlog == hub_module.SOLO_SLICE  # queued for the fan-out task, not written inline
+    await asyncio.sleep(0)  # one round
+    assert hub.backlog == hub_module.SOLO_SLICE - hub_module.SLICE
+    await drained(hub)
+    assert all(socket.frames == ["alone", "beside"] for socket in crowd)
+
+    hub.unsubscribe(2, "room", neighbour)  # the neighbour left: long rounds again
+    hub.broadcast(1, "crowd", "alone again")
+    assert hub.backlog == 0 and crowd[-1].frames[-1] == "alone again"

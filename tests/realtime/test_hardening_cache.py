@@ -5,6 +5,7 @@ These drive ``get_app`` / ``get_app_sync`` in-process with a counting APP_SOURCE
 attack against a real server is in test_hardening_input.py.
 """
 
+import asyncio
 import gc
 import tracemalloc
 
@@ -124,6 +125,30 @@ def test_entries_expire_after_the_ttl(source, monkeypatch):
     get_app_sync(key=valid)
     get_app_sync(key=junk(1))
     assert calls == [(valid, None), (junk(1), None)]  # both looked up again after APP_CACHE_SECONDS
+
+
+async def test_a_just_expired_app_is_answered_at_once_while_one_load_refreshes_it(source, monkeypatch):
+    """A busy app's lookups never wait for the database when its entry expires: they get the
+    entry they had while one background load refreshes it. Past twice the TTL they wait again."""
+    now = [1000.0]
+    monkeypatch.setattr(tenancy.time, "monotonic", lambda: now[0])
+    valid = next(iter(APPS))
+    assert (await get_app(key=valid)).key == valid
+    calls.clear()
+    APPS[valid] = AppInfo(id=1, key=valid, secret="rotated")
+    try:
+        now[0] += 61  # expired
+        answers = [await get_app(key=valid) for _ in range(5)]
+        assert [app.secret for app in answers] == ["s"] * 5  # answered from the cache, no wait
+        await asyncio.gather(*tenancy._refreshes.values())  # noqa: SLF001 - the one background load
+        assert calls == [(valid, None)]
+        assert (await get_app(key=valid)).secret == "rotated" and calls == [(valid, None)]
+
+        calls.clear()
+        now[0] += 121  # expired for more than a TTL: too old to answer with
+        assert (await get_app(key=valid)).secret == "rotated" and calls == [(valid, None)]
+    finally:
+        APPS[valid] = AppInfo(id=1, key=valid, secret="s")
 
 
 def test_no_ttl_means_no_caching_at_all(source):
