@@ -25,6 +25,7 @@ django.setup()
 from channels_redis.core import RedisChannelLayer  # noqa: E402
 from channels_redis.pubsub import RedisPubSubChannelLayer  # noqa: E402
 
+from bench.redis_cost import send_round_robin  # noqa: E402
 from service.realtime.broker import LayerBroker  # noqa: E402
 from service.realtime.redis_layer import PipelinedPubSubChannelLayer  # noqa: E402
 
@@ -53,14 +54,8 @@ async def measure(kind: str, url: str) -> dict:
     join_ms = (time.perf_counter() - started) * 1000 / GROUPS
 
     frame = '{"event":"tick","channel":"c","data":"' + "x" * 150 + '"}'
-    in_flight = asyncio.Semaphore(CONCURRENCY)
-
-    async def send(i: int) -> None:
-        async with in_flight:
-            await sender.send(groups[i % GROUPS], {"type": "tc.publish", "frame": frame, "i": i})
-
     started = time.perf_counter()
-    await asyncio.gather(*(send(i) for i in range(MESSAGES)))
+    await send_round_robin(sender, groups, frame, MESSAGES, CONCURRENCY)
     for _ in range(MESSAGES):
         await received.get()
     throughput = MESSAGES / (time.perf_counter() - started)

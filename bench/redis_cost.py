@@ -153,6 +153,18 @@ def per_operation(topology: Topology, sizes: dict, log) -> dict:
         server.stop()
 
 
+async def send_round_robin(sender, groups: list[str], frame: str, count: int, in_flight: int) -> None:
+    """Send ``count`` ``tc.publish`` messages of ``frame`` through the LayerBroker ``sender``, message
+    i to ``groups[i % len(groups)]``, at most ``in_flight`` sends at once (also ``bench/layers.py``)."""
+    limit = asyncio.Semaphore(in_flight)
+
+    async def send(i: int) -> None:
+        async with limit:
+            await sender.send(groups[i % len(groups)], {"type": "tc.publish", "frame": frame, "i": i})
+
+    await asyncio.gather(*(send(i) for i in range(count)))
+
+
 async def _fanout(url: str, messages: int) -> dict:
     from service.realtime.broker import LayerBroker
     from service.realtime.outage import Outage
@@ -188,14 +200,8 @@ async def _fanout(url: str, messages: int) -> dict:
         for group in groups:
             await broker.join(group)
     frame = '{"event":"tick","channel":"c","data":"' + "x" * 100 + '"}'
-    in_flight = asyncio.Semaphore(FANOUT_IN_FLIGHT)
-
-    async def send(i: int) -> None:
-        async with in_flight:
-            await sender.send(groups[i % FANOUT_GROUPS], {"type": "tc.publish", "frame": frame, "i": i})
-
     started = time.perf_counter()
-    await asyncio.gather(*(send(i) for i in range(messages)))
+    await send_round_robin(sender, groups, frame, messages, FANOUT_IN_FLIGHT)
     await asyncio.wait_for(got.wait(), 120)
     seconds = time.perf_counter() - started
     for broker in (*receivers, sender):

@@ -11,11 +11,9 @@
 //   ping      {timeout_ms}: a pusher:ping on every socket, answered when every pusher:pong is in
 //   close     terminates every socket
 'use strict';
-const readline = require('node:readline');
 const WebSocket = require('ws');
+const { now, out, serve } = require('./worker');
 
-const now = () => performance.timeOrigin + performance.now();
-const out = (msg) => process.stdout.write(JSON.stringify(msg) + '\n');
 const BENCH = Buffer.from('{"event":"bench"');
 const PONG = Buffer.from('{"event":"pusher:pong"');
 
@@ -162,8 +160,4 @@ const handlers = {
   exit: () => { close(); process.exit(0); },
 };
 
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const cmd = JSON.parse(line);
-  handlers[cmd.op](cmd);
-});
-process.stdin.on('end', () => process.exit(0));
+serve(handlers);

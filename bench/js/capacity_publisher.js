@@ -8,22 +8,9 @@
 //   -> {ok, errors, statuses: {status: count} of the errors, late, per_target: [ok per target],
 //       per_channel: [ok per channel], t_first, t_end}
 'use strict';
-const crypto = require('node:crypto');
 const http = require('node:http');
-const readline = require('node:readline');
-
-const now = () => performance.timeOrigin + performance.now();
-const out = (msg) => process.stdout.write(JSON.stringify(msg) + '\n');
-
-function signedPath(app, path, body) {
-  const params = {
-    auth_key: app.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0',
-    body_md5: crypto.createHash('md5').update(body).digest('hex'),
-  };
-  const query = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&');
-  const signature = crypto.createHmac('sha256', app.secret).update(`POST\n${path}\n${query}`).digest('hex');
-  return `${path}?${query}&auth_signature=${signature}`;
-}
+const { signedPath } = require('./pusher_sign');
+const { now, out, serve } = require('./worker');
 
 function publish(cmd) {
   return new Promise((resolve) => {
@@ -84,9 +71,4 @@ function publish(cmd) {
   });
 }
 
-readline.createInterface({ input: process.stdin }).on('line', async (line) => {
-  const cmd = JSON.parse(line);
-  if (cmd.op === 'publish') await publish(cmd);
-  else if (cmd.op === 'exit') process.exit(0);
-});
-process.stdin.on('end', () => process.exit(0));
+serve({ publish, exit: () => process.exit(0) });

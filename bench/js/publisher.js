@@ -7,14 +7,12 @@
 // keep-alive sockets, several pipelined per socket, responses counted from their status
 // line and content-length (see pipelinedHttp).
 'use strict';
-const crypto = require('node:crypto');
 const http = require('node:http');
 const net = require('node:net');
-const readline = require('node:readline');
 const WebSocket = require('ws');
+const { signedPath } = require('./pusher_sign');
+const { now, out, serve } = require('./worker');
 
-const now = () => performance.timeOrigin + performance.now();
-const out = (msg) => process.stdout.write(JSON.stringify(msg) + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const FRAME_BYTES = 130; // the Pusher frame a subscriber receives is ~130 bytes
@@ -38,24 +36,13 @@ async function wsSender(cmd) {
   return (seq) => new Promise((resolve) => ws.send(frame(cmd.channel, seq), (err) => resolve(!err)));
 }
 
-// Pusher HTTP API signature: HMAC-SHA256 of "POST\n<path>\n<sorted query>" with the app secret.
-function signedRequest(app, path, body) {
-  const params = {
-    auth_key: app.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0',
-    body_md5: crypto.createHash('md5').update(body).digest('hex'),
-  };
-  const query = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&');
-  const signature = crypto.createHmac('sha256', app.secret).update(`POST\n${path}\n${query}`).digest('hex');
-  return `${path}?${query}&auth_signature=${signature}`;
-}
-
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 function httpSender(cmd) {
   const path = `/apps/${cmd.app.app_id}/events`;
   return (seq) => new Promise((resolve) => {
     const body = JSON.stringify({ name: 'bench', channels: [cmd.channel], data: payload(seq) });
     const req = http.request({ host: cmd.host, port: cmd.port, method: 'POST', agent,
-                               path: signedRequest(cmd.app, path, body),
+                               path: signedPath(cmd.app, path, body),
                                headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
       (res) => { res.resume(); res.on('end', () => resolve(res.statusCode === 200)); });
     req.on('error', () => resolve(false));
@@ -75,7 +62,7 @@ function requestPool(cmd) {
   const pool = [];
   for (let i = 0; i < POOL; i++) {
     const body = JSON.stringify({ name: 'bench', channels: [cmd.channel], data: payload(i) });
-    pool.push(Buffer.from(`POST ${signedRequest(cmd.app, path, body)} HTTP/1.1\r\nhost: ${cmd.host}:${cmd.port}\r\n`
+    pool.push(Buffer.from(`POST ${signedPath(cmd.app, path, body)} HTTP/1.1\r\nhost: ${cmd.host}:${cmd.port}\r\n`
       + `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, 'latin1'));
   }
   return { pool, built: now() };
@@ -170,9 +157,4 @@ async function publish(cmd) {
   out({ type: 'published', ok, errors, late, t_first, t_last, t_end: now() });
 }
 
-readline.createInterface({ input: process.stdin }).on('line', async (line) => {
-  const cmd = JSON.parse(line);
-  if (cmd.op === 'publish') await publish(cmd);
-  else if (cmd.op === 'exit') process.exit(0);
-});
-process.stdin.on('end', () => process.exit(0));
+serve({ publish, exit: () => process.exit(0) });

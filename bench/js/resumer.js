@@ -8,11 +8,8 @@
 // offsets right after its position, in its epoch), and `tabcast:resumed` said recovered true
 // with that many missed. A fresh socket is live at `pusher_internal:subscription_succeeded`.
 'use strict';
-const readline = require('node:readline');
 const WebSocket = require('ws');
-
-const now = () => performance.timeOrigin + performance.now();
-const out = (msg) => process.stdout.write(JSON.stringify(msg) + '\n');
+const { now, out, serve } = require('./worker');
 
 let sockets = []; // open sockets
 let positions = []; // one slot per socket ever connected: the last position it saw (a string)
@@ -104,8 +101,4 @@ const handlers = {
   exit: () => { for (const ws of sockets) ws.terminate(); process.exit(0); },
 };
 
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const cmd = JSON.parse(line);
-  handlers[cmd.op](cmd);
-});
-process.stdin.on('end', () => process.exit(0));
+serve(handlers);

@@ -4,11 +4,9 @@
 // mode "pusher": Pusher protocol 7 (wait for connection_established, subscribe, wait for
 // subscription_succeeded), as pusher-js does it.
 'use strict';
-const readline = require('node:readline');
 const WebSocket = require('ws');
+const { now, out, serve } = require('./worker');
 
-const now = () => performance.timeOrigin + performance.now();
-const out = (msg) => process.stdout.write(JSON.stringify(msg) + '\n');
 const MARK = Buffer.from('@t=');
 
 let sockets = [];
@@ -93,8 +91,4 @@ const handlers = {
   exit: () => { close(); process.exit(0); },
 };
 
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const cmd = JSON.parse(line);
-  handlers[cmd.op](cmd);
-});
-process.stdin.on('end', () => process.exit(0));
+serve(handlers);
