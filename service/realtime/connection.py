@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 SLOW_READER_REASON = "Client is not reading: too much data pending"
+WRITE_CHUNK = 64 * 1024  # bytes of frames written at once by send_many (the transport's default high-water mark)
+TWISTED_POLL = 0.005  # seconds between looks at a daphne socket's unsent bytes while a replay waits
 
 
 class Connection:
@@ -98,12 +100,65 @@ class Connection:
             return
         outcome = self._write(direct, text_frame(text) if wire is None else wire, self.max_pending_bytes)
         if outcome is _OVERFLOW:
-            metrics.SLOW_READER_CLOSES.inc()
-            if slow_closes.hit(f"app {self.app.id}", self.socket_id):  # a wave of them: one summary line
-                log.info("closing slow socket %s: more than %d bytes pending", self.socket_id, self.max_pending_bytes,
-                         extra={"socket_id": self.socket_id})  # not the publisher's (the context's)
-            self.close(codes.OVER_CAPACITY, SLOW_READER_REASON)
+            self._overflowed()
         # _GONE: the peer or the server is already closing; the consumer hears of it from the server.
+
+    def send_many(self, texts: list[str]) -> None:
+        """Write several text frames in order (a replay), framed together and written in chunks of
+        up to ``WRITE_CHUNK`` bytes: one transport write per chunk instead of one per frame. Each
+        chunk meets the pending-bytes limit as one frame would, so a slow reader is closed the same."""
+        direct = self._direct
+        if direct is None:
+            for text in texts:
+                self.send(text)
+            return
+        chunk: list[bytes] = []
+        size = 0
+        for i, text in enumerate(texts):
+            wire = text_frame(text)
+            chunk.append(wire)
+            size += len(wire)
+            if size >= WRITE_CHUNK or i == len(texts) - 1:
+                if self.closed:
+                    return
+                outcome = self._write(direct, b"".join(chunk), self.max_pending_bytes)
+                if outcome is _OVERFLOW:
+                    self._overflowed()
+                    return
+                if outcome is _GONE:
+                    return
+                chunk, size = [], 0
+
+    async def send_paced(self, texts: list[str]) -> None:
+        """Write frames in order at the pace the peer reads them (a resume's replay, up to
+        ``MAX_REPLAY`` messages): a chunk of ``WRITE_CHUNK`` bytes at a time, each once the socket
+        has taken the previous ones. A healthy reader gets all of it however large; one that
+        stops reading for ``close_deadline`` seconds is closed (4100) as live traffic would close it.
+        Before, the whole replay went out at once and a healthy reader of a channel of large
+        messages was closed as slow (a replay of 100 messages of 10 KB is the 1 MB limit)."""
+        direct = self._direct
+        if direct is None:  # the ASGI path: queued and bounded as any frame
+            self.send_many(texts)
+            return
+        start, size = 0, 0
+        for i, text in enumerate(texts):
+            size += len(text)
+            if size >= WRITE_CHUNK or i == len(texts) - 1:
+                if self.closed:
+                    return
+                if not await self._server.writable(direct, self.close_deadline):
+                    if not self.closed:
+                        self._overflowed()
+                    return
+                self.send_many(texts[start:i + 1])
+                start, size = i + 1, 0
+
+    def _overflowed(self) -> None:
+        metrics.SLOW_READER_CLOSES.inc()
+        if slow_closes.hit(f"app {self.app.id}", self.socket_id):  # a wave of them: one summary line
+            log.info("closing slow socket %s: more than %d bytes pending", self.socket_id, self.max_pending_bytes,
+                     extra={"socket_id": self.socket_id})  # not the publisher's (the context's)
+        self.close(codes.OVER_CAPACITY, SLOW_READER_REASON)
 
     def close(self, code: int, reason: str = "") -> None:
         """Close with a Pusher close code, after what is already pending; abort if that stalls."""
@@ -184,6 +239,20 @@ class _Uvicorn:
         return _WRITTEN
 
     @staticmethod
+    async def writable(protocol, timeout: float) -> bool:
+        """Wait until the transport is below its high-water mark (uvicorn's own "writable");
+        False if it stays above for ``timeout`` seconds. A lost connection counts as writable:
+        the next write finds it gone."""
+        if protocol.writable.is_set():
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await protocol.writable.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    @staticmethod
     def close(protocol, code: int, reason: str) -> bool:
         """What uvicorn's ``send`` does for ``websocket.close``, without first awaiting "writable"
         (a slow reader's socket is never writable: that wait is how a stalled peer held a task)."""
@@ -217,6 +286,18 @@ class _Autobahn:
             return _OVERFLOW
         protocol.sendData(wire)
         return _WRITTEN
+
+    @staticmethod
+    async def writable(protocol, timeout: float) -> bool:
+        """Wait until Twisted holds less than a chunk unsent; False after ``timeout`` seconds.
+        (Twisted tells producers, not asyncio waiters: polled, only while a replay waits.)"""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while protocol.state == protocol.STATE_OPEN and _twisted_buffered(protocol.transport) >= WRITE_CHUNK:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(TWISTED_POLL)
+        return True
 
     @staticmethod
     def close(protocol, code: int, reason: str) -> bool:

@@ -36,6 +36,7 @@ PUBLISH = "tc.publish"
 # Deliveries the hub may have waiting (fair fan-out, hub.py) before the broker stops taking messages:
 # ~0.3-0.5 s of fan-out here, well inside the broker's probe timeout.
 MAX_FAN_OUT_BACKLOG = 50_000
+PACED_CATCH_UP = 16  # frames a resume buffer may hold and still be written in one go with the swap
 TERMINATE = "tc.terminate"
 
 
@@ -76,6 +77,18 @@ class _ResumeBuffer:
 
     def send(self, frame: str, wire: bytes | None = None) -> None:
         self.frames.append(frame)
+
+
+def _after(frames: list[str], start: Position | None) -> list[str]:
+    """The frames a resume buffer caught that come after ``start`` (the replay had the others)."""
+    if start is None:
+        return list(frames)
+    kept = []
+    for frame in frames:
+        at = streams.position_of(frame)
+        if at is None or at.epoch != start.epoch or at.offset > start.offset:
+            kept.append(frame)
+    return kept
 
 
 class Node:
@@ -266,7 +279,7 @@ class Node:
             if cached is None:
                 self.webhooks.send(app, {"name": "cache_miss", "channel": channel})
         if buffer is not None:
-            self._go_live(conn, channel, buffer, start, replay, resumed)
+            await self._go_live(conn, channel, buffer, start, replay, resumed)
         if first:
             await self._send(app.id, channel, protocol.member_added(channel, member.user_id, member.user_info),
                              conn.socket_id)
@@ -323,24 +336,29 @@ class Node:
             head.ahead[conn.socket_id] = start
         return Position(top.epoch, start), replay, resumed
 
-    def _go_live(self, conn: Connection, channel: str, buffer: _ResumeBuffer, start: Position | None,
-                 replay, resumed) -> None:
-        """Write the replay, then what the buffer caught after ``start``, then swap the socket in for
-        its buffer: synchronously, so no live frame of the channel can come in between."""
+    async def _go_live(self, conn: Connection, channel: str, buffer: _ResumeBuffer, start: Position | None,
+                       replay, resumed) -> None:
+        """Write the replay, then what the buffer caught after ``start``, then swap the socket in
+        for its buffer. The replay and a large catch go at the reader's pace (the buffer keeps
+        catching meanwhile); the last few frames and the swap happen synchronously, so no live
+        frame of the channel can come in between."""
         app_id = conn.app.id
         frames = [frame for _, frame in replay]
-        for frame in frames:
-            conn.send(frame)
         self.hub.count_replayed(app_id, conn, frames)
-        for frame in buffer.frames:  # counted as deliveries when the hub wrote them to the buffer
-            at = streams.position_of(frame)
-            if at is None or start is None or at.epoch != start.epoch or at.offset > start.offset:
-                conn.send(frame)
+        await conn.send_paced(frames)
+        caught = 0  # buffer.frames written so far
+        while len(buffer.frames) - caught > PACED_CATCH_UP and not conn.closed:
+            newer, caught = buffer.frames[caught:], len(buffer.frames)
+            await conn.send_paced(_after(newer, start))
+        if channel not in conn.channels:  # unsubscribed while the replay went out: the hub let go of the buffer
+            return
+        tail = _after(buffer.frames[caught:], start)  # (counted as deliveries when the hub wrote them to the buffer)
         if resumed is not None:
             recovered, missed, reason = resumed
-            conn.send(protocol.resumed(channel, recovered, missed, reason))
+            tail.append(protocol.resumed(channel, recovered, missed, reason))
             self.hub.count_resumes(app_id, recovered)
             metrics.resumed(recovered)
+        conn.send_many(tail)
         self.hub.replace(app_id, channel, buffer, conn)
 
     async def unsubscribe(self, conn: Connection, channel: str) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from service.realtime import signatures
 from tests.support.processes import TabcastProcess, wait_until
-from tests.support.raw import RawClient, data_of
+from tests.support.raw import RawClient, data_of, subscribed
 
 
 class StalledSocket:
@@ -239,6 +239,48 @@ async def test_a_reader_that_stops_is_closed_with_4100_and_releases_everything(s
     stalled.close()
     for client in (healthy, newcomer):
         await client.close()
+
+
+async def test_a_resume_whose_replay_outgrows_a_stalled_reader_is_closed_with_4100(strict):
+    """A replay goes out at the reader's pace: a socket that resumes 1,000 missed 10 KB messages
+    (10 MB, ten times the pending-bytes limit) and reads nothing gets the first of them in order
+    and a 4100 close, not 10 MB parked in the server's memory; a socket that reads gets all of
+    them and `recovered: true` (before, it was closed as slow: the replay went out at once)."""
+    app = strict.create_app("replay")
+    strict.update_app(app["app_id"], history_size=1000)
+    first, answer = await subscribed(strict, app["key"], "feed")
+    await first.close()
+    blob = "x" * 10_000
+    async with publisher(strict, app) as client:
+        for n in range(1000):
+            await publish(client, ["feed"], json.dumps({"n": n, "blob": blob}))
+
+    stalled = StalledSocket(strict, app["key"])
+    stalled.send({"event": "pusher:subscribe", "data": {"channel": "feed", "position": answer["position"]}})
+    # Released as soon as the replay overflowed the limit (the socket is closed, not read).
+    wait_until(lambda: channel_count(strict, app, "feed") == 0, 20, what="the stalled socket to be released")
+    # What reached it: the first frames in order, then 4100, or a reset if the server had given up
+    # on the close handshake before we read (the close deadline here, 1 s on daphne: autobahn's).
+    numbers, close_code = [], None
+    try:
+        assert stalled.event()["event"] == "pusher_internal:subscription_succeeded"
+        while close_code is None:
+            opcode, payload = stalled.frame()
+            if opcode == 0x8:
+                close_code = struct.unpack("!H", payload[:2])[0]
+            else:
+                numbers.append(json.loads(json.loads(payload)["data"])["n"])
+    except ConnectionResetError:
+        pass
+    assert close_code in (4100, None)
+    assert numbers == list(range(len(numbers))) and len(numbers) < 1000  # in order, then cut
+    stalled.close()
+
+    reader, _ = await subscribed(strict, app["key"], "feed", position=answer["position"])  # others still served
+    frames = [await reader.recv() for _ in range(1001)]
+    assert [json.loads(f["data"])["n"] for f in frames[:1000]] == list(range(1000))
+    assert data_of(frames[1000]) == {"recovered": True, "missed": 1000}
+    await reader.close()
 
 
 async def test_a_client_that_never_reads_is_aborted_and_memory_stays_bounded(strict):
