@@ -1125,16 +1125,15 @@ def single_redis_units(log) -> dict:
         # History: the real script, a 150-byte frame, the default size (100).
         sha = redis_command(server.port, "SCRIPT", "LOAD", streams.APPEND_AND_PUBLISH).strip()
         frame = '{"event":"bench","channel":"c","data":"' + "x" * 100
-        message = msgpack.packb({"type": "tc.publish", "app": 1, "channel": "c", "except": None}).decode("latin1")
-        keys = streams.redis_keys("cap", "tc.1.history")
+        message = streams.script_message(msgpack.packb({"type": "tc.publish", "app": 1, "channel": "c", "except": None}))
+        fixed = streams.fixed_args("cap", "tc.1.history", streams.Stream("tc.1.history", 100, 120), "PUBLISH", "c")
 
         def append(times: int) -> None:
             import redis
 
             client = redis.Redis(port=server.port)
             for _ in range(times):
-                client.evalsha(sha, 2, *keys, frame, 100, 120_000, streams.META_TTL * 1000, "PUBLISH", "c",
-                               message.encode("latin1"))
+                client.evalsha(sha, 2, *fixed, frame, message)
             client.close()
 
         def usage() -> int:

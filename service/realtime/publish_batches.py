@@ -25,6 +25,7 @@ from . import streams
 from .streams import Stream
 
 APPEND_AND_PUBLISH_SHA = hashlib.sha1(streams.APPEND_AND_PUBLISH.encode()).hexdigest()
+FIXED_ARGS_CACHE_SIZE = 10_000  # streams whose script arguments are kept encoded
 
 
 class PublishBatches:
@@ -44,6 +45,7 @@ class PublishBatches:
         self._sharded = sharded
         self._publish_command = "SPUBLISH" if sharded else "PUBLISH"
         self._senders: set[asyncio.Task] = set()  # running senders (asyncio keeps only weak refs)
+        self._fixed_args: dict[Stream, tuple[bytes, ...]] = {}  # a stream -> its script's fixed arguments
 
     def join(self, loop: asyncio.AbstractEventLoop, connection: Hashable, group: str, channel: str, message: dict,
              stream: Stream | None) -> asyncio.Future:
@@ -54,10 +56,15 @@ class PublishBatches:
         if stream is None:
             payload = self._serialize(message)
         else:
+            fixed = self._fixed_args.get(stream)
+            if fixed is None:
+                if len(self._fixed_args) >= FIXED_ARGS_CACHE_SIZE:
+                    self._fixed_args.clear()  # (a cache: bounded however many channels are published)
+                fixed = self._fixed_args[stream] = streams.fixed_args(self._prefix, group, stream,
+                                                                      self._publish_command, channel)
             frame = message["frame"]
-            payload = (*streams.redis_keys(self._prefix, group), frame[:-1], stream.size, stream.ttl * 1000,
-                       streams.META_TTL * 1000, self._publish_command, channel,
-                       self._serialize({k: v for k, v in message.items() if k != "frame"}))
+            payload = (*fixed, frame[:-1],
+                       streams.script_message(self._serialize({k: v for k, v in message.items() if k != "frame"})))
         done = loop.create_future()
         batch = self.waiting.get(connection)
         if batch is None:

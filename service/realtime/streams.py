@@ -193,9 +193,11 @@ def redis_keys(prefix: str, group: str) -> list[str]:
     return [f"{prefix}:{{{group}}}:stream", f"{prefix}:{{{group}}}:history"]
 
 
-# KEYS: meta, history. ARGV: frame without its closing brace, size, ttl ms, meta ttl ms, the
-# PUBLISH command ("PUBLISH" or "SPUBLISH"), the pub/sub channel, the layer message (msgpack,
-# without "frame"). Returns PUBLISH's reply (receivers).
+# KEYS: meta, history. ARGV: size, ttl ms, meta ttl ms, the PUBLISH command ("PUBLISH" or
+# "SPUBLISH"), the pub/sub channel (these five are fixed per stream: ``fixed_args``), the frame
+# without its closing brace, and the layer message without "frame", "epoch" and "offset"
+# (``script_message``: msgpack, its map header already counting the three entries the script
+# appends, so Redis never unpacks and repacks it). Returns PUBLISH's reply (receivers).
 APPEND_AND_PUBLISH = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -204,17 +206,44 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local frame = ARGV[1] .. ',"position":"' .. epoch .. ':' .. offset .. '"}'
-redis.call('LPUSH', KEYS[2], frame)
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local message = cmsgpack.unpack(ARGV[7])
-message['frame'] = frame
-message['epoch'] = epoch
-message['offset'] = offset
-return redis.call(ARGV[5], ARGV[6], cmsgpack.pack(message))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local frame = ARGV[6] .. ',"position":"' .. epoch .. ':' .. offset .. '"}'
+if redis.call('LPUSH', KEYS[2], frame) > tonumber(ARGV[1]) then
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return redis.call(ARGV[4], ARGV[5], ARGV[7] .. cmsgpack.pack('frame', frame, 'epoch', epoch, 'offset', offset))
 """
+
+
+def fixed_args(prefix: str, group: str, stream: Stream, command: str, channel: str) -> tuple[bytes, ...]:
+    """APPEND_AND_PUBLISH's keys and the arguments that are the same for every publish to the
+    stream, encoded (a publisher may keep them: redis-py then has nothing to convert)."""
+    return (*(key.encode() for key in redis_keys(prefix, group)), b"%d" % stream.size, b"%d" % (stream.ttl * 1000),
+            b"%d" % (META_TTL * 1000), command.encode(), channel.encode())
+
+
+_MAP16, _MAP32 = 0xDE, 0xDF
+
+
+def script_message(packed: bytes) -> bytes:
+    """A msgpack map (the layer message without its frame) with its header counting three more
+    entries: APPEND_AND_PUBLISH appends "frame", "epoch" and "offset" by concatenation."""
+    first = packed[0]
+    if 0x80 <= first <= 0x8F:
+        count = (first & 0x0F) + 3
+        if count <= 0x0F:
+            return bytes((0x80 | count,)) + packed[1:]
+        return bytes((_MAP16,)) + count.to_bytes(2, "big") + packed[1:]
+    if first == _MAP16:
+        count = int.from_bytes(packed[1:3], "big") + 3
+        if count <= 0xFFFF:
+            return bytes((_MAP16,)) + count.to_bytes(2, "big") + packed[3:]
+        return bytes((_MAP32,)) + count.to_bytes(4, "big") + packed[3:]
+    if first == _MAP32:
+        return bytes((_MAP32,)) + (int.from_bytes(packed[1:5], "big") + 3).to_bytes(4, "big") + packed[5:]
+    raise ValueError("the layer message must serialize to a plain msgpack map")
+
 
 # KEYS: meta, history. ARGV: since epoch ('' for none), since offset, limit, meta ttl ms.
 # Returns {epoch, top, kept, frames newest first}: after `since` (the oldest `limit` of them) if

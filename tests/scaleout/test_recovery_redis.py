@@ -43,8 +43,10 @@ def record_without_delivering(server, app, channel: str, data: str, size: int = 
     group = group_name(app["app_id"], channel)
     message = msgpack.packb({"type": PUBLISH, "app": app["app_id"], "channel": channel, "except": None})
     frame = protocol.event("e", channel, data)
-    client.eval(streams.APPEND_AND_PUBLISH, 2, *streams.redis_keys(server.env["TABCAST_REDIS_PREFIX"], group),
-                frame[:-1], size, 120_000, streams.META_TTL * 1000, "PUBLISH", "nobody-listens", message)
+    stream = streams.Stream(group, size, 120)
+    client.eval(streams.APPEND_AND_PUBLISH, 2,
+                *streams.fixed_args(server.env["TABCAST_REDIS_PREFIX"], group, stream, "PUBLISH", "nobody-listens"),
+                frame[:-1], streams.script_message(message))
     client.close()
 
 
