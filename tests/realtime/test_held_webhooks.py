@@ -18,7 +18,9 @@ from tests.scaleout.conftest import Cluster
 from tests.support.processes import TabcastProcess
 from tests.support.raw import RawClient
 
-DELAY = 0.5
+# A return must land within DELAY of the leave; under CPU load a cross-process return (a pong,
+# then a subscribe on the other process) takes a few hundred ms, so keep a wide margin.
+DELAY = 1.0
 HOOK_ENV = {"TABCAST_WEBHOOKS_ALLOW_PRIVATE": "1", "TABCAST_WEBHOOK_LEAVE_DELAY": str(DELAY)}
 
 
@@ -55,6 +57,15 @@ async def assert_nothing_more(receiver: Receiver, client: RawClient, channel: st
 
 async def unsubscribe(client: RawClient, channel: str) -> None:
     await client.send({"event": "pusher:unsubscribe", "data": {"channel": channel}})
+
+
+async def leave_handled(client: RawClient, channel: str) -> None:
+    """Unsubscribe and wait until the server has handled it (its count and hold mark are written):
+    a socket's frames are handled in order, so its pong comes after. Needed before the return
+    happens on another socket or process, which would otherwise race the leave (the narrow race
+    held_webhooks.py documents: the return then finds no mark and sends channel_occupied)."""
+    await unsubscribe(client, channel)
+    await client.ping_pong()
 
 
 def presence_auth(app: dict, socket_id: str, channel: str, user_id) -> dict:
@@ -153,7 +164,7 @@ async def test_a_return_on_another_process_cancels_the_held_vacated(cluster):
     await on_a.subscribe("room")
     assert await next_event(receiver) == {"name": "channel_occupied", "channel": "room"}
 
-    await unsubscribe(on_a, "room")  # the page reloads, and its new socket lands on process B
+    await leave_handled(on_a, "room")  # the page reloads, and its new socket lands on process B
     assert (await on_b.subscribe("room"))["event"] == "pusher_internal:subscription_succeeded"
     left = time.monotonic()
     await unsubscribe(on_b, "room")  # then it really leaves, on B
@@ -169,8 +180,8 @@ async def test_a_return_on_another_process_cancels_the_held_vacated(cluster):
         {"name": "member_added", "channel": channel, "user_id": "7"}]
     await on_b.subscribe(channel, **presence_auth(app, on_b.socket_id, channel, "8"))  # keeps it occupied
     assert await next_event(receiver) == {"name": "member_added", "channel": channel, "user_id": "8"}
-    await unsubscribe(on_a, channel)
-    third = await RawClient.established(cluster.b, app["key"])
+    third = await RawClient.established(cluster.b, app["key"])  # the reloaded page's socket, on B
+    await leave_handled(on_a, channel)
     await third.subscribe(channel, **presence_auth(app, third.socket_id, channel, "7"))
     left = time.monotonic()
     await unsubscribe(third, channel)  # a real leave, held after A's: decided after it
