@@ -467,9 +467,8 @@ class ClusterChannelLayer(ConnectionLostListeners, BaseChannelLayer):
         try:
             async with link.lock:
                 batch = publishes.take(link)
-                pipeline = publishes.pipeline(link.client, batch)
                 with metrics.timed_redis("publish"):
-                    replies = await pipeline.execute(raise_on_error=False)
+                    replies = await publishes.execute(link.client, batch)
                     if any(isinstance(reply, NoScriptError) for reply in replies):  # restarted, or promoted
                         replies = await publishes.retry_lost_scripts(link.client, batch, replies)
                     if any(isinstance(reply, _REDIRECTED) for reply in replies):

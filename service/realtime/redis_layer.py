@@ -85,7 +85,7 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
         return group_channel in self._get_shard(group_channel).confirmed
 
     async def _send_batch(self, shard) -> None:
-        """The shard's sender (publish_batches.py): its batch as one pipeline, once the shard is free."""
+        """The shard's sender (publish_batches.py): its batch in one round trip, once the shard is free."""
         publishes = self._publishes
         batch = None
         try:
@@ -93,9 +93,8 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
                 batch = publishes.take(shard)
                 shard._ensure_redis()  # noqa: SLF001
                 redis = shard._redis  # noqa: SLF001
-                pipeline = publishes.pipeline(redis, batch)
                 with metrics.timed_redis("publish"):
-                    receivers = await pipeline.execute(raise_on_error=False)
+                    receivers = await publishes.execute(redis, batch)
                     if any(isinstance(reply, NoScriptError) for reply in receivers):  # Redis restarted
                         receivers = await publishes.retry_lost_scripts(redis, batch, receivers)
         except BaseException as exc:

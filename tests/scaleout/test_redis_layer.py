@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from service.realtime.broker import DeliveryUnavailable, LayerBroker
 from service.realtime.outage import Outage
 from service.realtime.redis_layer import PipelinedPubSubChannelLayer
+from service.realtime.streams import Position, Stream
 from tests.support.processes import RedisProcess, free_port
 
 pytestmark = pytest.mark.redis
@@ -96,6 +97,84 @@ async def test_after_a_redis_restart_publishes_wait_until_the_other_processes_ar
         await a.stop()
         await b.stop()
         redis.stop()
+
+
+class CuttingProxy:
+    """A TCP proxy to Redis that, once armed, forwards the next request carrying ``marker`` and
+    then drops that connection before Redis's reply comes back: Redis ran the command, the
+    client never heard."""
+
+    def __init__(self, redis_url: str, marker: bytes):
+        self.target = redis_url.rsplit(":", 1)[1].split("/")[0]
+        self.marker, self.armed, self.cut = marker, False, asyncio.Event()
+        self.server = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+    async def _serve(self, client_reader, client_writer) -> None:
+        redis_reader, redis_writer = await asyncio.open_connection("127.0.0.1", int(self.target))
+
+        async def upstream() -> None:
+            while data := await client_reader.read(65536):
+                redis_writer.write(data)
+                if self.armed and self.marker in data:
+                    self.armed = False
+                    await redis_writer.drain()
+                    client_writer.transport.abort()  # the reply will have nowhere to go
+                    self.cut.set()
+                    return
+
+        async def downstream() -> None:
+            while data := await redis_reader.read(65536):
+                if client_writer.is_closing():
+                    return
+                client_writer.write(data)
+
+        try:
+            await asyncio.gather(upstream(), downstream())
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            redis_writer.close()
+            client_writer.close()
+
+
+async def test_a_recorded_publish_cut_off_from_its_reply_fails_once_and_is_never_sent_twice(redis_url):
+    """Redis runs the history script, then the connection drops before the reply arrives. The
+    publish fails (the HTTP API answers 503; the publisher may retry), Redis ran it exactly once
+    (one history entry, one delivery: the layer never sends a batch again by itself), and the
+    next publish goes out on a fresh connection."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    group = "app-1.cut"
+    stream = Stream(group, 100, 60)
+    proxy = CuttingProxy(redis_url, b"EVALSHA")
+    async with proxy as proxied:
+        sender, receiver = layer(proxied, prefix), layer(redis_url, prefix)
+        channel = await receiver.new_channel("specific.test.")
+        await receiver.group_add(group, channel)
+        try:
+            def publish(n: int) -> dict:
+                return {"type": "tc.publish", "frame": f'{{"event":"e","channel":"cut","data":"{n}"}}'}
+
+            assert await sender.group_send(group, publish(1), stream) == 1
+            proxy.armed = True  # the next recorded publish's reply is cut off
+            with pytest.raises((RedisConnectionError, ConnectionError)):
+                await sender.group_send(group, publish(2), stream)
+            assert proxy.cut.is_set()
+            assert await sender.group_send(group, publish(3), stream) == 1  # a new connection serves the next
+            got = [await asyncio.wait_for(receiver.receive(channel), 10) for _ in range(3)]
+            assert [m["offset"] for m in got] == [1, 2, 3]
+            assert [m["frame"].split('"data":"')[1][0] for m in got] == ["1", "2", "3"]  # 2 once: Redis ran it
+            page = await receiver.read_stream(group, Position(got[0]["epoch"], 0), 10)
+            assert [offset for offset, _ in page.frames] == [1, 2, 3]
+        finally:
+            await sender.flush()
+            await receiver.flush()
 
 
 async def until(check, what: str, timeout: float = 10) -> None:
