@@ -209,8 +209,10 @@ def _load_into_cache(cache_key, key, app_id) -> AppInfo | None:
 
 
 def _refresh_soon(cache_key, key, app_id) -> None:
-    if cache_key in _refreshes:
-        return
+    loop = asyncio.get_running_loop()
+    running = _refreshes.get(cache_key)
+    if running is not None and running.get_loop() is loop:
+        return  # (a load left behind by a loop that was closed, e.g. in tests, does not count)
 
     async def refresh() -> None:
         try:
@@ -218,9 +220,10 @@ def _refresh_soon(cache_key, key, app_id) -> None:
         except Exception:  # noqa: BLE001 - e.g. the database is away: the next caller past the grace waits and sees it
             log.warning("could not refresh the settings of app %s", key or app_id, exc_info=True)
         finally:
-            _refreshes.pop(cache_key, None)
+            if _refreshes.get(cache_key) is asyncio.current_task():
+                del _refreshes[cache_key]
 
-    _refreshes[cache_key] = asyncio.get_running_loop().create_task(refresh())
+    _refreshes[cache_key] = loop.create_task(refresh())
 
 
 def cache_sizes() -> tuple[int, int]:
