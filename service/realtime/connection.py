@@ -112,22 +112,14 @@ class Connection:
             for text in texts:
                 self.send(text)
             return
-        chunk: list[bytes] = []
-        size = 0
-        for i, text in enumerate(texts):
-            wire = text_frame(text)
-            chunk.append(wire)
-            size += len(wire)
-            if size >= WRITE_CHUNK or i == len(texts) - 1:
-                if self.closed:
-                    return
-                outcome = self._write(direct, b"".join(chunk), self.max_pending_bytes)
-                if outcome is _OVERFLOW:
-                    self._overflowed()
-                    return
-                if outcome is _GONE:
-                    return
-                chunk, size = [], 0
+        for chunk in _chunks(texts):
+            if self.closed:
+                return
+            outcome = self._write(direct, b"".join(map(text_frame, chunk)), self.max_pending_bytes)
+            if outcome is _OVERFLOW:
+                self._overflowed()
+            if outcome is not _WRITTEN:
+                return
 
     async def send_paced(self, texts: list[str]) -> None:
         """Write frames in order at the pace the peer reads them (a resume's replay, up to
@@ -140,18 +132,14 @@ class Connection:
         if direct is None:  # the ASGI path: queued and bounded as any frame
             self.send_many(texts)
             return
-        start, size = 0, 0
-        for i, text in enumerate(texts):
-            size += len(text)
-            if size >= WRITE_CHUNK or i == len(texts) - 1:
-                if self.closed:
-                    return
-                if not await self._server.writable(direct, self.close_deadline):
-                    if not self.closed:
-                        self._overflowed()
-                    return
-                self.send_many(texts[start:i + 1])
-                start, size = i + 1, 0
+        for chunk in _chunks(texts):
+            if self.closed:
+                return
+            if not await self._server.writable(direct, self.close_deadline):
+                if not self.closed:
+                    self._overflowed()
+                return
+            self.send_many(chunk)
 
     def _overflowed(self) -> None:
         metrics.SLOW_READER_CLOSES.inc()
@@ -205,6 +193,18 @@ class Connection:
             self.closed = True
         finally:
             self._queue, self._queued_bytes, self._drainer = None, 0, None
+
+
+def _chunks(texts: list[str]):
+    """``texts`` in consecutive slices of about ``WRITE_CHUNK`` bytes (the last may be smaller)."""
+    start = size = 0
+    for i, text in enumerate(texts):
+        size += len(text)
+        if size >= WRITE_CHUNK:
+            yield texts[start:i + 1]
+            start, size = i + 1, 0
+    if start < len(texts):
+        yield texts[start:]
 
 
 def text_frame(text: str) -> bytes:

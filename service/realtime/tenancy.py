@@ -104,12 +104,6 @@ class _Segment:
         self.max_size = max_size
         self.lock = threading.Lock()
 
-    def get(self, cache_key, now: float):
-        hit = self.entries.get(cache_key)
-        if hit is not None and hit[0] > now:
-            return hit
-        return None
-
     def put(self, cache_key, expires: float, app) -> None:
         with self.lock:
             entries = self.entries
@@ -146,13 +140,16 @@ def _cache_key(key, app_id):
     return ("key", key) if key is not None else ("id", app_id)
 
 
-def _cached(cache_key):
-    now = time.monotonic()
-    return _hits.get(cache_key, now) or _misses.get(cache_key, now)
-
-
 def _acceptable(key, app_id) -> bool:
     return valid_key(key) if key is not None else valid_app_id(app_id)
+
+
+def _newest(cache_key):
+    """The cached (expires, app) of a key, fresh or not; the later one if both segments have it."""
+    found, unknown = _hits.entries.get(cache_key), _misses.entries.get(cache_key)
+    if found is None or (unknown is not None and unknown[0] > found[0]):
+        return unknown
+    return found
 
 
 def get_app_sync(*, key: str | None = None, app_id: int | None = None) -> AppInfo | None:
@@ -160,9 +157,9 @@ def get_app_sync(*, key: str | None = None, app_id: int | None = None) -> AppInf
     if not _acceptable(key, app_id):
         return None
     cache_key = _cache_key(key, app_id)
-    hit = _cached(cache_key)
-    if hit is not None:
-        return hit[1]
+    entry = _newest(cache_key)
+    if entry is not None and entry[0] > time.monotonic():
+        return entry[1]
     return _load_into_cache(cache_key, key, app_id)
 
 
@@ -189,14 +186,6 @@ async def get_app(*, key: str | None = None, app_id: int | None = None) -> AppIn
 
 
 _refreshes: dict = {}  # cache key -> its background load (at most one each)
-
-
-def _newest(cache_key):
-    """The cached (expires, app) of a key, fresh or not; the later one if both segments have it."""
-    found, unknown = _hits.entries.get(cache_key), _misses.entries.get(cache_key)
-    if found is None or (unknown is not None and unknown[0] > found[0]):
-        return unknown
-    return found
 
 
 def _load_into_cache(cache_key, key, app_id) -> AppInfo | None:
