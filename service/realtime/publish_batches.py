@@ -85,8 +85,8 @@ class PublishBatches:
         publish (the receiver count, or the error: a NOSCRIPT, a MOVED, ...). PUBLISH (SPUBLISH)
         for a plain publish, the history script for a recorded one.
 
-        Straight on the connection rather than through redis-py's pipeline object: half the
-        client CPU per round trip (~120 -> ~65 µs here, bench/RESULTS.md). Never sent again
+        Straight on the connection rather than through redis-py's pipeline object: a fifth to a
+        third less client CPU per round trip (``python -m bench.redis_round_trip``). Never sent again
         after a connection error (Redis may have run it): the batch fails once and its
         publishers decide (the HTTP API answers 503). A connection left mid-reply is dropped.
         """
